@@ -1,0 +1,1 @@
+"""kpref stage logic: one module per stage plus the shared schema, prompt and metrics."""

@@ -1,0 +1,140 @@
+"""Stage evaluate: how well a model obeys the hierarchy, on synthesized or user conflict sets.
+
+`evaluate_items` is the one evaluation: the DVC stage runs it for base and tuned models
+on the test split; `kpref evaluate` runs it on a user's JSONL file.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tasks import prompt
+from tasks.atomic import write_json, write_jsonl, write_text
+from tasks.metrics import exact_match, followed_source, matches, memorization_ratio, normalize, rate, token_f1
+from tasks.schema import SOURCES, EvalItem, read_jsonl
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    predictions: list[dict]
+
+
+def _closed_book_prompts(tok, items: Sequence[EvalItem]) -> dict[str, str]:
+    return {it.id: prompt.render(tok, it.question) for it in items if it.setting == "ctx_irrelevant"}
+
+
+def evaluate_items(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new_tokens: int = 24,
+                   desc: str = "evaluating") -> Evaluation:
+    from tasks.generate import generate
+
+    prompts = [prompt.render(tok, it.question, it.contexts, it.instruction) for it in items]
+    # Robustness compares each irrelevant-context answer with the same model's closed-book
+    # answer to the same question; generate each distinct prompt once.
+    cb = _closed_book_prompts(tok, items)
+    unique = list(dict.fromkeys([*prompts, *cb.values()]))
+    answers = dict(zip(unique, generate(model, tok, unique, batch_size, max_new_tokens, desc=desc)))
+
+    preds = []
+    for it, p in zip(items, prompts):
+        pred = answers[p]
+        row = {
+            "id": it.id,
+            "setting": it.setting,
+            "expected_source": it.expected_source,
+            "prediction": pred,
+            "correct": matches(pred, it.answers),
+            "em": exact_match(pred, it.answers),
+            "f1": round(token_f1(pred, it.answers), 4),
+        }
+        if it.source_answers:
+            row["followed_source"] = followed_source(pred, it.source_answers)
+        if it.id in cb:
+            row["closed_book_prediction"] = answers[cb[it.id]]
+        preds.append(row)
+    return Evaluation(summarize(items, preds), preds)
+
+
+def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
+    by_setting: dict[str, list[bool]] = defaultdict(list)
+    by_source: dict[str, list[bool]] = defaultdict(list)
+    for it, p in zip(items, preds):
+        by_setting[it.setting].append(p["correct"])
+        by_source[it.expected_source].append(p["correct"])
+    m: dict = {
+        "n": len(preds),
+        "adherence": rate([p["correct"] for p in preds]),
+        "em": round(sum(p["em"] for p in preds) / len(preds), 4) if preds else None,
+        "f1": round(sum(p["f1"] for p in preds) / len(preds), 4) if preds else None,
+        "adherence_by_setting": {s: rate(v) for s, v in sorted(by_setting.items())},
+        "adherence_by_source": {s: rate(v) for s, v in sorted(by_source.items())},
+    }
+    if "closed_book" in by_setting:
+        m["closed_book_accuracy"] = rate(by_setting["closed_book"])
+    irr = [p for p in preds if "closed_book_prediction" in p]
+    if irr:
+        # Same answer as closed book: either both state the same gold/other answer, or verbatim equal.
+        m["irrelevant_robustness"] = rate(
+            [_same_answer(p["prediction"], p["closed_book_prediction"], it) for it, p in zip(items, preds) if p in irr]
+        )
+    cf = [(it, p) for it, p in zip(items, preds) if it.setting == "ctx_counterfactual" and it.source_answers]
+    if cf:
+        m["memorization_ratio"] = memorization_ratio(
+            [p["prediction"] for _, p in cf],
+            [it.source_answers["world"] for it, _ in cf],
+            [it.source_answers["context"] for it, _ in cf],
+        )
+    if any("followed_source" in p for p in preds):
+        confusion = Counter((p["expected_source"], p["followed_source"]) for p in preds if "followed_source" in p)
+        m["source_confusion"] = {
+            exp: {fol: confusion.get((exp, fol), 0) for fol in (*SOURCES, "none")} for exp in SOURCES
+        }
+    return m
+
+
+def _same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
+    """Does the irrelevant-context answer say what the closed-book answer says?
+
+    Answers are compared by the candidate entities they name (the world's answer and the
+    distractor's), falling back to normalised equality when neither names one.
+    """
+    cands = [a for a in (it.source_answers or {}).values() if a] + list(it.answers)
+    named = lambda text: {normalize(c) for c in cands if matches(text, [c])}  # noqa: E731
+    a, b = named(pred), named(closed_book)
+    if a or b:
+        return a == b
+    return normalize(pred) == normalize(closed_book)
+
+
+def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size: int, max_new_tokens: int,
+                   desc: str) -> Evaluation:
+    from tasks.modeling import load_model
+
+    model, tok = load_model(model_dir)
+    return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)
+
+
+def evaluate_stage(test_path: str | Path, models: dict[str, str | Path], batch_size: int, max_new_tokens: int,
+                   metrics_path: str | Path = "reports/metrics.json",
+                   predictions_dir: str | Path = "reports/predictions",
+                   adherence_csv: str | Path = "reports/plots/adherence.csv") -> dict:
+    items = [EvalItem.from_example(r) for r in read_jsonl(test_path)]
+    results = {name: evaluate_model(path, items, batch_size, max_new_tokens, desc=f"evaluating {name}")
+               for name, path in models.items()}
+    metrics = {name: ev.metrics for name, ev in results.items()}
+    if "base" in metrics and "tuned" in metrics:
+        b, t = metrics["base"], metrics["tuned"]
+        metrics["delta"] = {
+            "closed_book_retention": round(t.get("closed_book_accuracy", 0) - b.get("closed_book_accuracy", 0), 4),
+            "adherence": round(t["adherence"] - b["adherence"], 4),
+        }
+    for name, ev in results.items():
+        write_jsonl(Path(predictions_dir) / f"{name}.jsonl", ev.predictions)
+    rows = ["setting,model,adherence"] + [
+        f"{s},{name},{v}" for name, m in metrics.items() if name != "delta" for s, v in m["adherence_by_setting"].items()
+    ]
+    write_text(adherence_csv, "\n".join(rows) + "\n")
+    write_json(metrics_path, metrics)
+    return metrics

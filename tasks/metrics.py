@@ -1,0 +1,70 @@
+"""Answer matching and the knowledge-preference metrics (reference §3)."""
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from typing import Iterable, Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+
+
+def normalize(text: str) -> str:
+    """Lower-case, drop punctuation and articles, squeeze spaces (SQuAD style)."""
+    text = text.lower().translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def matches(prediction: str, golds: Iterable[str]) -> bool:
+    """A prediction matches when a normalised gold answer occurs in it as whole words."""
+    pred = f" {normalize(prediction)} "
+    return any(g and f" {g} " in pred for g in (normalize(x) for x in golds))
+
+
+def exact_match(prediction: str, golds: Iterable[str]) -> float:
+    p = normalize(prediction)
+    return float(any(p == normalize(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Iterable[str]) -> float:
+    best = 0.0
+    p_tokens = normalize(prediction).split()
+    for g in golds:
+        g_tokens = normalize(g).split()
+        common = Counter(p_tokens) & Counter(g_tokens)
+        same = sum(common.values())
+        if same == 0:
+            continue
+        prec, rec = same / len(p_tokens), same / len(g_tokens)
+        best = max(best, 2 * prec * rec / (prec + rec))
+    return best
+
+
+def rate(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def memorization_ratio(predictions: Sequence[str], memory: Sequence[str], substituted: Sequence[str]) -> float | None:
+    """MR = p_o / (p_o + p_s) on counterfactual-context examples (Longpre et al., 2021)."""
+    p_o = sum(matches(p, [m]) for p, m in zip(predictions, memory))
+    p_s = sum(matches(p, [s]) for p, s in zip(predictions, substituted))
+    return round(p_o / (p_o + p_s), 4) if (p_o + p_s) else None
+
+
+def followed_source(prediction: str, source_answers: dict[str, str | None]) -> str:
+    """Which source the prediction took its answer from: instruction, context, parametric or none.
+
+    Checked from the top of the hierarchy down, so an answer two sources share is credited
+    to the higher one (the lower one could not have made it win).
+    """
+    for source in ("instruction", "context"):
+        ans = source_answers.get(source)
+        if ans and matches(prediction, [ans]):
+            return source
+    for key in ("parametric", "world"):
+        ans = source_answers.get(key)
+        if ans and matches(prediction, [ans]):
+            return "parametric"
+    return "none"

@@ -1,0 +1,154 @@
+"""Stage report: reports/report.md and a self-contained reports/report.html with plots."""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from pathlib import Path
+
+import jinja2
+
+from tasks.atomic import atomic_path, write_text
+from tasks.schema import SOURCES
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("tasks", "templates"), autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True, lstrip_blocks=True,
+)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_adherence(metrics: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [m for m in metrics if m != "delta"]
+    settings = sorted({s for m in models for s in metrics[m]["adherence_by_setting"]})
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(1, len(models))
+    for i, m in enumerate(models):
+        vals = [metrics[m]["adherence_by_setting"].get(s) or 0 for s in settings]
+        ax.bar([x + i * width for x in range(len(settings))], vals, width, label=m)
+    ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(settings))], settings, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("adherence")
+    ax.set_title("Adherence to the knowledge hierarchy, per setting")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def _read_tsv(path: Path) -> tuple[list[float], list[float]]:
+    if not path.exists():
+        return [], []
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    key = [k for k in rows[0] if k not in ("step", "timestamp")][0] if rows else None
+    return [float(r["step"]) for r in rows], [float(r[key]) for r in rows]
+
+
+def plot_loss(live_dir: Path) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {name: _read_tsv(live_dir / "plots" / "metrics" / name / "loss.tsv") for name in ("train", "eval")}
+    if not any(x for x, _ in curves.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, (x, y) in curves.items():
+        if x:
+            ax.plot(x, y, marker="o" if len(x) < 5 else None, label=f"{name} loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("SFT loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_confusion(metrics: dict) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [m for m in metrics if m != "delta" and "source_confusion" in metrics[m]]
+    if not models:
+        return None
+    cols = [*SOURCES, "none"]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        conf = metrics[m]["source_confusion"]
+        grid = [[conf[e][f] for f in cols] for e in SOURCES]
+        ax.imshow(grid, cmap="Blues")
+        for i, row in enumerate(grid):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+        ax.set_yticks(range(len(SOURCES)), SOURCES)
+        ax.set_xlabel("followed source")
+        ax.set_ylabel("expected source")
+        ax.set_title(m)
+    fig.suptitle("Which source did the answer come from?")
+    return _png(fig)
+
+
+def _examples(pred_dir: Path, n: int = 3) -> list[dict]:
+    """A few tuned-model predictions per setting, to read beside the numbers."""
+    path = pred_dir / "tuned.jsonl"
+    if not path.exists():
+        return []
+    out, seen = [], {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        if seen.get(r["setting"], 0) < n:
+            seen[r["setting"]] = seen.get(r["setting"], 0) + 1
+            out.append(r)
+    return out
+
+
+def build_report(metrics_path: str | Path = "reports/metrics.json", validation_path: str | Path = "reports/validation.json",
+                 live_dir: str | Path = "reports/train", predictions_dir: str | Path = "reports/predictions",
+                 out_dir: str | Path = "reports", figures_dir: str | Path = "reports/figures") -> dict[str, Path]:
+    metrics = json.loads(Path(metrics_path).read_text())
+    validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
+    figs = {
+        "adherence": plot_adherence(metrics),
+        "loss": plot_loss(Path(live_dir)),
+        "confusion": plot_confusion(metrics),
+    }
+    figs = {k: v for k, v in figs.items() if v}
+    figures_dir = Path(figures_dir)
+    for name, png in figs.items():
+        with atomic_path(figures_dir / f"{name}.png") as tmp:
+            tmp.write_bytes(png)
+    models = [m for m in metrics if m != "delta"]
+    settings = sorted({s for m in models for s in metrics[m]["adherence_by_setting"]})
+    ctx = {
+        "metrics": metrics,
+        "models": models,
+        "settings": settings,
+        "validation": validation,
+        "examples": _examples(Path(predictions_dir)),
+        "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness", "memorization_ratio", "em", "f1"],
+    }
+    out_dir = Path(out_dir)
+    rel = {k: str((figures_dir / f"{k}.png").resolve().relative_to(out_dir.resolve())) for k in figs}
+    md = _ENV.get_template("report.md.j2").render(**ctx, figures=rel)
+    html = _ENV.get_template("report.html.j2").render(
+        **ctx, figures={k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in figs.items()}
+    )
+    return {"md": write_text(out_dir / "report.md", md), "html": write_text(out_dir / "report.html", html)}

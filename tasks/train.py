@@ -1,0 +1,120 @@
+"""Stage train: LoRA SFT with TRL on the synthesized splits; adapter + merged checkpoint.
+
+Losses go through dvclive into files that dvc.yaml declares as plots.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from tasks import prompt
+from tasks.atomic import atomic_dir, write_json
+from tasks.errors import KprefError
+from tasks.modeling import check_checkpoint_dir, pick_device
+from tasks.params import TrainParams
+from tasks.schema import read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def sft_rows(records: list[dict]) -> list[dict]:
+    """Conversational prompt/completion rows: TRL applies the chat template and masks the prompt."""
+    return [
+        {
+            "prompt": prompt.messages(r["question"], r["contexts"], r["instruction"]),
+            "completion": [{"role": "assistant", "content": r["completion"]}],
+        }
+        for r in records
+    ]
+
+
+def _dataset(path: Path):
+    from datasets import Dataset
+
+    records = read_jsonl(path) if path.exists() else []
+    return Dataset.from_list(sft_rows(records)) if records else None
+
+
+def train_sft(
+    p: TrainParams,
+    seed: int,
+    base_dir: str | Path = "models/base",
+    data_dir: str | Path = "data",
+    adapter_dir: str | Path = "models/adapter",
+    tuned_dir: str | Path = "models/tuned",
+    live_dir: str | Path = "reports/train",
+) -> dict:
+    import torch
+    from dvclive import Live
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers.integrations import DVCLiveCallback
+    from trl import SFTConfig, SFTTrainer
+
+    base_dir = check_checkpoint_dir(base_dir)
+    train_ds = _dataset(Path(data_dir) / "train.jsonl")
+    if train_ds is None:
+        raise KprefError(f"{Path(data_dir) / 'train.jsonl'}: no training examples")
+    eval_ds = _dataset(Path(data_dir) / "val.jsonl")
+    device = pick_device(p.device)
+    set_seed(seed)
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    # fp32 master weights everywhere; on CUDA bf16 autocast does the speed-up.
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+    lora = LoraConfig(
+        r=p.lora.r,
+        lora_alpha=p.lora.alpha,
+        lora_dropout=p.lora.dropout,
+        target_modules=p.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
+        config = SFTConfig(
+            output_dir=scratch,
+            num_train_epochs=p.epochs,
+            max_steps=p.max_steps,
+            per_device_train_batch_size=p.batch_size,
+            per_device_eval_batch_size=p.batch_size,
+            gradient_accumulation_steps=p.grad_accum,
+            learning_rate=p.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=p.warmup_ratio,
+            weight_decay=p.weight_decay,
+            max_length=p.max_length,
+            logging_steps=p.logging_steps,
+            eval_strategy="epoch" if eval_ds is not None else "no",
+            save_strategy="no",
+            report_to="none",
+            bf16=device.bf16,
+            use_cpu=device.name == "cpu",
+            gradient_checkpointing=p.gradient_checkpointing,
+            seed=seed,
+            data_seed=seed,
+            disable_tqdm=False,
+        )
+        live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[DVCLiveCallback(live=live)],
+        )
+        result = trainer.train()
+        live.end()
+        with atomic_dir(adapter_dir) as tmp:
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+        merged = trainer.model.merge_and_unload().to(torch.float32)
+        with atomic_dir(tuned_dir) as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            write_json(Path(tmp) / "kpref_train.json", {"base": str(base_dir), "device": device.name, "steps": result.global_step})
+    return {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
