@@ -118,6 +118,9 @@ class LoraParams(_Strict):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    top_layers: int = Field(
+        0, ge=0, description="Adapt only the top N decoder layers (0: all). Backward then stops there: faster on CPU."
+    )
 
 
 class TrainParams(_Strict):

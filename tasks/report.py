@@ -64,14 +64,16 @@ def plot_loss(live_dir: Path) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {name: _read_tsv(live_dir / "plots" / "metrics" / name / "loss.tsv") for name in ("train", "eval")}
+    # dvclive: the per-log training loss at the top level, evaluation losses under eval/.
+    metrics_dir = live_dir / "plots" / "metrics"
+    curves = {"train": _read_tsv(metrics_dir / "loss.tsv"), "eval": _read_tsv(metrics_dir / "eval" / "loss.tsv")}
     if not any(x for x, _ in curves.values()):
         return None
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, (x, y) in curves.items():
         if x:
             ax.plot(x, y, marker="o" if len(x) < 5 else None, label=f"{name} loss")
-    ax.set_xlabel("step")
+    ax.set_xlabel("logging step (dvclive)")
     ax.set_ylabel("loss")
     ax.set_title("SFT loss")
     ax.legend()
@@ -90,7 +92,7 @@ def plot_confusion(metrics: dict) -> bytes | None:
         return None
     cols = [*SOURCES, "none"]
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
-    for ax, m in zip(axes[0], models):
+    for k, (ax, m) in enumerate(zip(axes[0], models)):
         conf = metrics[m]["source_confusion"]
         grid = [[conf[e][f] for f in cols] for e in SOURCES]
         ax.imshow(grid, cmap="Blues")
@@ -100,9 +102,13 @@ def plot_confusion(metrics: dict) -> bytes | None:
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
         ax.set_yticks(range(len(SOURCES)), SOURCES)
         ax.set_xlabel("followed source")
-        ax.set_ylabel("expected source")
+        if k == 0:
+            ax.set_ylabel("expected source")
+        else:
+            ax.set_yticklabels([])
         ax.set_title(m)
     fig.suptitle("Which source did the answer come from?")
+    fig.tight_layout()
     return _png(fig)
 
 

@@ -30,6 +30,44 @@ def sft_rows(records: list[dict]) -> list[dict]:
     ]
 
 
+def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str | list[str]:
+    """Module names to adapt: `target_modules` restricted to the top `top_layers` decoder layers."""
+    import re
+
+    import torch
+
+    if top_layers == 0:
+        return target_modules
+    layer_ids = sorted({int(m.group(1)) for n, _ in model.named_modules() if (m := re.search(r"\.layers\.(\d+)\.", n))})
+    if not layer_ids:
+        raise KprefError("train.lora.top_layers: the model has no '.layers.N.' modules; set it to 0")
+    keep = set(layer_ids[-top_layers:])
+    names = [
+        n
+        for n, mod in model.named_modules()
+        if isinstance(mod, torch.nn.Linear)
+        and (m := re.search(r"\.layers\.(\d+)\.", n))
+        and int(m.group(1)) in keep
+        and (target_modules == "all-linear" or n.rsplit(".", 1)[-1] in target_modules)
+    ]
+    if not names:
+        raise KprefError(f"train.lora.target_modules: {target_modules!r} matches no linear layer of the model")
+    return names
+
+
+def _live(live_dir: str | Path):
+    """dvclive logger that writes plain files and leaves dvc.yaml and experiments to DVC."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    try:
+        return Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    except SCMError as e:
+        raise KprefError(
+            f"train: dvclive cannot read this git repository ({e}); commit once (`git commit`) before training"
+        ) from None
+
+
 def _dataset(path: Path):
     from datasets import Dataset
 
@@ -47,7 +85,6 @@ def train_sft(
     live_dir: str | Path = "reports/train",
 ) -> dict:
     import torch
-    from dvclive import Live
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from transformers.integrations import DVCLiveCallback
@@ -70,7 +107,7 @@ def train_sft(
         r=p.lora.r,
         lora_alpha=p.lora.alpha,
         lora_dropout=p.lora.dropout,
-        target_modules=p.lora.target_modules,
+        target_modules=lora_targets(model, p.lora.target_modules, p.lora.top_layers),
         task_type="CAUSAL_LM",
     )
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
@@ -97,7 +134,7 @@ def train_sft(
             data_seed=seed,
             disable_tqdm=False,
         )
-        live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        live = _live(live_dir)
         trainer = SFTTrainer(
             model=model,
             args=config,

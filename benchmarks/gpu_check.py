@@ -1,0 +1,89 @@
+"""GPU check for the train/evaluate stages (run on a CUDA machine; prints JSON, writes $OUT/gpu_check.json).
+
+    python benchmarks/gpu_check.py --data data --base-config models/base --steps 40
+
+It builds a SmolLM2-135M-shaped model with random weights from the carried config and the
+real tokenizer (the real weights are too large to carry), then runs the kpref train stage
+(must pick CUDA + bf16) and the evaluate stage on the real synthesized splits, and times
+both against the same work forced onto the CPU. Random weights: the adherence figures are
+meaningless; device choice, dtype, artifacts and speed are what it checks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--base-config", default="models/base")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--cpu-steps", type=int, default=4)
+    ap.add_argument("--work", default="/tmp/kpref-gpu")
+    args = ap.parse_args()
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.evaluate import evaluate_stage
+    from tasks.modeling import load_model, pick_device
+    from tasks.params import TrainParams, load_params
+    from tasks.train import train_sft
+
+    data, base_config = Path(args.data).resolve(), Path(args.base_config).resolve()
+    params_path = Path("params.yaml").resolve()
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # Outside any git repo: dvclive would otherwise try to `dvc init` the copy it runs in.
+    os.chdir(work)
+    base = work / "base"
+    cfg = AutoConfig.from_pretrained(base_config)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(base, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base_config).save_pretrained(base)
+
+    dev = pick_device("auto")
+    out: dict = {
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "picked_device": dev.name,
+        "picked_dtype": str(dev.dtype),
+    }
+    params = load_params(params_path).train
+    runs = {}
+    for name, device, steps in (("cuda", "auto", args.steps), ("cpu", "cpu", args.cpu_steps)):
+        p = TrainParams.model_validate({**params.model_dump(), "max_steps": steps, "device": device})
+        t = time.perf_counter()
+        res = train_sft(p, 42, base, data, work / f"adapter_{name}", work / f"tuned_{name}", work / f"live_{name}")
+        wall = time.perf_counter() - t
+        runs[name] = {**res, "wall_s": round(wall, 1), "s_per_step": round(wall / steps, 3)}
+    out["train"] = runs
+    out["train_speedup_per_step"] = round(runs["cpu"]["s_per_step"] / runs["cuda"]["s_per_step"], 1)
+    m, _ = load_model(work / "tuned_cuda")
+    out["eval_model_dtype"] = str(next(m.parameters()).dtype)
+    out["eval_model_device"] = str(next(m.parameters()).device)
+    out["saved_dtype"] = json.loads((work / "tuned_cuda" / "config.json").read_text()).get("dtype")
+    del m
+    evald = load_params(params_path).evaluate
+    t = time.perf_counter()
+    metrics = evaluate_stage(data / "test.jsonl", {"base": base, "tuned": work / "tuned_cuda"},
+                             evald.batch_size, evald.max_new_tokens, work / "metrics.json", work / "pred",
+                             work / "adh.csv")
+    out["evaluate_wall_s"] = round(time.perf_counter() - t, 1)
+    out["evaluate_n"] = metrics["tuned"]["n"]
+    out["loss_curve_rows"] = len((work / "live_cuda/plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
+    text = json.dumps(out, indent=2)
+    print(text)
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_check.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
