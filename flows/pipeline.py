@@ -5,6 +5,7 @@ Prefect schedules, retries, logs and shows the runs.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,8 @@ def repro_stage(root: str, stage: str, force: bool = False) -> dict:
 
     logger = get_run_logger()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    with Repo(root) as repo:
+    # DVC resolves stage paths against the working directory, as its CLI always runs inside the repo.
+    with contextlib.chdir(root), Repo(root) as repo:
         try:
             ran = repo.reproduce(stage, single_item=True, force=force)
         except ReproductionError as e:

@@ -53,7 +53,7 @@ def test_unknown_setting_in_mix():
 
 
 def test_invalid_yaml_names_line():
-    with pytest.raises(KprefError, match=r"params.yaml:3: not valid YAML"):
+    with pytest.raises(KprefError, match=r"params.yaml:4: not valid YAML"):
         parse_params("base:\n  seed: 1\n  x: [1, 2\nfoo: bar\n", "params.yaml")
 
 

@@ -77,7 +77,8 @@ def test_prefect_flow_defers_to_dvc(repo, prefect_harness):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     summary = kpref_pipeline(root=str(repo))
     ran = {s["stage"] for s in summary["stages"] if s["ran"]}
-    assert ran == {"evaluate", "report"}
+    # evaluate must rerun; report only if evaluate's outputs changed (DVC compares hashes)
+    assert "evaluate" in ran and ran <= {"evaluate", "report"}
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
 
 
