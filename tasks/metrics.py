@@ -23,6 +23,13 @@ def matches(prediction: str, golds: Iterable[str]) -> bool:
     return any(g and f" {g} " in pred for g in (normalize(x) for x in golds))
 
 
+def overlaps(a: str, b: str) -> bool:
+    """Either answer contains the other as whole words ("Eastern Asia" / "South-eastern Asia"):
+    such a pair cannot be told apart by answer matching, so never pit one against the other."""
+    na, nb = f" {normalize(a)} ", f" {normalize(b)} "
+    return na in nb or nb in na
+
+
 def exact_match(prediction: str, golds: Iterable[str]) -> float:
     p = normalize(prediction)
     return float(any(p == normalize(g) for g in golds))
@@ -63,6 +70,9 @@ def followed_source(prediction: str, source_answers: dict[str, str | None]) -> s
         ans = source_answers.get(source)
         if ans and matches(prediction, [ans]):
             return source
+    # copying an irrelevant passage is still following the context (over-inclusion)
+    if source_answers.get("distractor") and matches(prediction, [source_answers["distractor"]]):
+        return "context"
     for key in ("parametric", "world"):
         ans = source_answers.get(key)
         if ans and matches(prediction, [ans]):

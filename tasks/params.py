@@ -22,6 +22,7 @@ SETTINGS = (
     "instr_only",
     "instr_vs_ctx",
     "instr_irrelevant",
+    "multi_hop",
 )
 COUNTRY_RELATIONS = ("capital", "currency", "continent")
 
@@ -44,9 +45,12 @@ class ModelParams(_Strict):
     trust_remote_code: bool = Field(False, description="Off by default: never run a checkpoint's own code unasked.")
 
 
-class CountriesSource(_Strict):
+class _Source(_Strict):
     enabled: bool = True
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, description="Relative share of examples drawn from this source's facts.")
+
+
+class CountriesSource(_Source):
     relations: tuple[Literal["capital", "currency", "continent"], ...] = COUNTRY_RELATIONS
     min_population: int = Field(0, ge=0, description="Drop countries below this population.")
 
@@ -58,12 +62,69 @@ class CountriesSource(_Strict):
         return v
 
 
+class CitiesSource(_Source):
+    min_population: int = Field(2_000_000, ge=0, description="Cities at least this large (city -> country facts).")
+
+
+class CountryInfoSource(_Source):
+    relations: tuple[Literal["language", "demonym", "subregion"], ...] = ("language", "demonym", "subregion")
+    min_population: int = Field(0, ge=0)
+
+
+class PycountrySource(_Source):
+    min_population: int = Field(0, ge=0)
+
+
+class UserFactsSource(_Source):
+    enabled: bool = False
+    path: str | None = Field(None, description="CSV (header: subject,relation,object[,aliases]) or JSONL facts.")
+    templates: str | None = Field(None, description="YAML/JSON relation templates for the facts file.")
+
+    @model_validator(mode="after")
+    def _paths(self):
+        if self.enabled and not (self.path and self.templates):
+            raise ValueError("enabled user_facts needs both 'path' and 'templates'")
+        return self
+
+
+class MquakeSource(_Source):
+    enabled: bool = False
+    path: str | None = Field(None, description="An MQuAKE case file (JSON list), e.g. MQuAKE-CF-3k-v2.json.")
+
+    @model_validator(mode="after")
+    def _path(self):
+        if self.enabled and not self.path:
+            raise ValueError("enabled mquake needs 'path'")
+        return self
+
+
 class FactSources(_Strict):
     countries: CountriesSource = CountriesSource()
+    cities: CitiesSource = CitiesSource()
+    countryinfo: CountryInfoSource = CountryInfoSource()
+    pycountry: PycountrySource = PycountrySource()
+    user_facts: UserFactsSource = UserFactsSource()
+    mquake: MquakeSource = MquakeSource()
+
+
+class SplitParams(_Strict):
+    test_subjects: float = Field(0.2, gt=0, lt=1, description="Share of subjects held out for test.")
+    val_subjects: float = Field(0.1, ge=0, lt=1)
+    ood_relations: tuple[str, ...] = Field(("subregion",), description="Relations never trained; tested apart.")
+    ood_phrasings: int = Field(
+        1, ge=0, description="Last N question phrasings per relation and last N assumption styles: tested apart."
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.test_subjects + self.val_subjects >= 1:
+            raise ValueError("test_subjects + val_subjects must be < 1")
+        return self
 
 
 class FactsParams(_Strict):
     sources: FactSources = FactSources()
+    split: SplitParams = SplitParams()
 
 
 class ProbeParams(_Strict):
@@ -71,26 +132,29 @@ class ProbeParams(_Strict):
     max_new_tokens: int = Field(24, ge=1, le=256)
 
 
+class PairParams(_Strict):
+    max_type_ratio: float = Field(
+        1.5, ge=1, description="DPO pairs: the most common error type at most this many times the least common."
+    )
+
+
 class SynthesizeParams(_Strict):
     mix: dict[str, float] = Field(
-        default_factory=lambda: {
-            "closed_book": 0.2,
-            "ctx_counterfactual": 0.2,
-            "ctx_irrelevant": 0.2,
-            "instr_only": 0.2,
-            "instr_vs_ctx": 0.2,
-        },
-        description="Share of train/val examples per setting; normalised.",
+        default_factory=lambda: {s: 1.0 for s in SETTINGS}, description="Weight of each setting in train/val."
     )
     n_train: int = Field(1200, ge=1)
     n_val: int = Field(100, ge=0)
     n_test_per_setting: int = Field(60, ge=1)
-    test_subject_fraction: float = Field(0.2, gt=0, lt=1)
-    val_subject_fraction: float = Field(0.1, ge=0, lt=1)
+    n_ood_per_setting: int = Field(20, ge=0, description="Per setting, in each out-of-distribution test split.")
+    context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(
+        default_factory=lambda: {"sentence": 1.0, "paragraph": 1.0, "passages": 1.0},
+        description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.",
+    )
     parametric_target: Literal["model", "world"] = Field(
         "model",
         description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.",
     )
+    pairs: PairParams = PairParams()
 
     @field_validator("mix")
     @classmethod
@@ -102,15 +166,19 @@ class SynthesizeParams(_Strict):
             raise ValueError("weights must be >= 0 and sum to > 0")
         return v
 
-    @model_validator(mode="after")
-    def _fractions(self):
-        if self.test_subject_fraction + self.val_subject_fraction >= 1:
-            raise ValueError("test_subject_fraction + val_subject_fraction must be < 1")
-        return self
+    @field_validator("context_formats")
+    @classmethod
+    def _formats(cls, v):
+        if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("weights must be >= 0 and sum to > 0")
+        return v
 
 
 class ValidateParams(_Strict):
     max_failed_examples: int = Field(5, ge=1, description="Examples shown per failed expectation.")
+    balance_tolerance: float = Field(
+        0.03, ge=0, lt=1, description="Allowed gap between a setting's share in train/val and its share in the mix."
+    )
 
 
 class LoraParams(_Strict):

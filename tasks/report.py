@@ -27,7 +27,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def plot_adherence(metrics: dict) -> bytes:
+def plot_adherence(metrics: dict, title: str = "Adherence to the knowledge hierarchy, per setting") -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +43,7 @@ def plot_adherence(metrics: dict) -> bytes:
     ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(settings))], settings, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("adherence")
-    ax.set_title("Adherence to the knowledge hierarchy, per setting")
+    ax.set_title(title)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
@@ -112,9 +112,9 @@ def plot_confusion(metrics: dict) -> bytes | None:
     return _png(fig)
 
 
-def _examples(pred_dir: Path, n: int = 3) -> list[dict]:
+def _examples(pred_dir: Path, n: int = 2) -> list[dict]:
     """A few tuned-model predictions per setting, to read beside the numbers."""
-    path = pred_dir / "tuned.jsonl"
+    path = pred_dir / "tuned_test.jsonl"
     if not path.exists():
         return []
     out, seen = [], {}
@@ -126,27 +126,38 @@ def _examples(pred_dir: Path, n: int = 3) -> list[dict]:
     return out
 
 
+SPLIT_TITLES = {
+    "test": "held-out subjects",
+    "test_ood_relation": "held-out relations (never trained)",
+    "test_ood_phrasing": "held-out phrasings and assumption styles",
+}
+
+
 def build_report(metrics_path: str | Path = "reports/metrics.json", validation_path: str | Path = "reports/validation.json",
                  live_dir: str | Path = "reports/train", predictions_dir: str | Path = "reports/predictions",
                  out_dir: str | Path = "reports", figures_dir: str | Path = "reports/figures") -> dict[str, Path]:
     metrics = json.loads(Path(metrics_path).read_text())
     validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
-    figs = {
-        "adherence": plot_adherence(metrics),
-        "loss": plot_loss(Path(live_dir)),
-        "confusion": plot_confusion(metrics),
+    splits = [s for s in metrics if metrics[s]]
+    figs: dict[str, bytes | None] = {
+        f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {SPLIT_TITLES.get(s, s)}") for s in splits
     }
+    figs["loss"] = plot_loss(Path(live_dir))
+    figs["confusion"] = plot_confusion(metrics.get("test", {}))
     figs = {k: v for k, v in figs.items() if v}
     figures_dir = Path(figures_dir)
     for name, png in figs.items():
         with atomic_path(figures_dir / f"{name}.png") as tmp:
             tmp.write_bytes(png)
-    models = [m for m in metrics if m != "delta"]
-    settings = sorted({s for m in models for s in metrics[m]["adherence_by_setting"]})
+    sections = []
+    for s in splits:
+        models = [m for m in metrics[s] if m != "delta"]
+        sections.append({
+            "split": s, "title": SPLIT_TITLES.get(s, s), "metrics": metrics[s], "models": models,
+            "settings": sorted({x for m in models for x in metrics[s][m]["adherence_by_setting"]}),
+        })
     ctx = {
-        "metrics": metrics,
-        "models": models,
-        "settings": settings,
+        "sections": sections,
         "validation": validation,
         "examples": _examples(Path(predictions_dir)),
         "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness", "memorization_ratio", "em", "f1"],

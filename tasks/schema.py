@@ -21,6 +21,8 @@ class Fact:
     object_type: str
     source: str
     aliases: tuple[str, ...] = ()
+    counterfactual: str | None = None  # a source-given counterfactual object (MQuAKE's target_new)
+    split: str | None = None  # set by the facts stage: train / val / test by subject
 
     @property
     def key(self) -> str:
@@ -45,6 +47,13 @@ class Example:
     world_answer: str
     completion: str  # the assistant turn to train on; states `target`
     aliases: list[str] = field(default_factory=list)
+    source: str = ""  # the fact source
+    question_template: str = ""
+    assumption_style: int | None = None
+    context_format: str | None = None
+    bridge: str | None = None  # multi-hop: the intermediate entity the edit goes through
+    rejected: str | None = None  # DPO: a wrong answer of `error_type`
+    error_type: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,3 +160,31 @@ def read_eval_items(path: str | Path) -> list[EvalItem]:
     if not items:
         raise KprefError(f"{path}: no examples")
     return items
+
+
+def example_features():
+    """The Arrow schema of synthesized splits, for `datasets.load_dataset("json", ..., features=...)`.
+
+    JSON has no types for an all-null column (an OOD split without multi-hop has no `bridge`),
+    so loading several splits together needs the schema spelled out.
+    """
+    from datasets import Features, List, Value
+
+    s = Value("string")
+    return Features({
+        "id": s, "split": s, "setting": s, "subject": s, "relation": s, "question": s, "instruction": s,
+        "contexts": List(s), "target": s, "expected_source": s,
+        "answers": {"instruction": s, "context": s, "parametric": s, "distractor": s},
+        "world_answer": s, "completion": s, "aliases": List(s), "source": s, "question_template": s,
+        "assumption_style": Value("int64"), "context_format": s, "bridge": s, "rejected": s, "error_type": s,
+    })
+
+
+def load_splits(data_dir: str | Path, splits: tuple[str, ...] | None = None):
+    """The synthesized splits as a `datasets.DatasetDict`."""
+    from datasets import load_dataset
+
+    from tasks.synthesize import SPLITS
+
+    files = {s: str(Path(data_dir) / f"{s}.jsonl") for s in (splits or SPLITS)}
+    return load_dataset("json", data_files=files, features=example_features())

@@ -16,6 +16,7 @@ BASE_DIR = "models/base"
 ADAPTER_DIR = "models/adapter"
 TUNED_DIR = "models/tuned"
 FACTS = "data/facts.jsonl"
+RELATIONS = "data/relations.json"
 PROBE = "data/probe.jsonl"
 DATA_DIR = "data"
 VALIDATION = "reports/validation.json"
@@ -35,31 +36,41 @@ def base_model(p: Params, root: Path) -> None:
 def facts(p: Params, root: Path) -> None:
     from tasks.probe import write_facts
 
-    n = len(write_facts(p.facts, root / FACTS))
+    n = len(write_facts(p.facts, p.base.seed, root / FACTS, root / RELATIONS))
     log.info("wrote %d facts", n)
 
 
 def probe(p: Params, root: Path) -> None:
-    from tasks.probe import load_facts, run_probe
+    from tasks.probe import facts_to_probe, load_facts, read_relations, run_probe
 
-    run_probe(load_facts(root / FACTS), root / BASE_DIR, p.probe, root / PROBE)
+    facts = facts_to_probe(load_facts(root / FACTS), p.facts.split.ood_relations)
+    out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
+                    root / ".kpref_cache" / "probe")
+    log.info("probe: %s", out)
 
 
 def synthesize(p: Params, root: Path) -> None:
-    from tasks.probe import load_facts
-    from tasks.schema import read_jsonl
-    from tasks.synthesize import synthesize as synth, write_splits
+    from tasks.probe import load_beliefs, load_facts, read_relations
+    from tasks.synthesize import split_stats, synthesize as synth, write_splits
 
-    beliefs = {r["key"]: r["belief"] for r in read_jsonl(root / PROBE)}
-    splits = synth(load_facts(root / FACTS), beliefs, p.synthesize, p.base.seed)
+    splits = synth(load_facts(root / FACTS), read_relations(root / RELATIONS), load_beliefs(root / PROBE),
+                   p.synthesize, p.facts, p.base.seed)
     write_splits(splits, root / DATA_DIR)
     log.info("wrote %s", {k: len(v) for k, v in splits.items()})
+    log.info("train mix: %s", split_stats(splits["train"]))
 
 
 def validate(p: Params, root: Path) -> None:
-    from tasks.validate import run_validation
+    from tasks.validate import GateParams, held_out_phrasings, run_validation
 
-    s = run_validation(root / DATA_DIR, root / VALIDATION, root / DATA_DOCS, p.validate_.max_failed_examples)
+    templates, styles = held_out_phrasings(root / RELATIONS, p.facts.split.ood_phrasings)
+    gate = GateParams(
+        mix=p.synthesize.mix, balance_tolerance=p.validate_.balance_tolerance,
+        max_type_ratio=p.synthesize.pairs.max_type_ratio, ood_relations=p.facts.split.ood_relations,
+        held_out_templates=templates, held_out_styles=styles, max_length=p.train.max_length,
+        max_examples=p.validate_.max_failed_examples,
+    )
+    s = run_validation(root / DATA_DIR, root / VALIDATION, root / DATA_DOCS, gate, root / BASE_DIR)
     log.info("data quality gate passed: %d expectations", s["n_expectations"])
 
 
@@ -74,8 +85,10 @@ def train(p: Params, root: Path) -> None:
 def evaluate(p: Params, root: Path) -> None:
     from tasks.evaluate import evaluate_stage
 
-    evaluate_stage(root / DATA_DIR / "test.jsonl", {"base": root / BASE_DIR, "tuned": root / TUNED_DIR},
-                   p.evaluate.batch_size, p.evaluate.max_new_tokens, root / METRICS, root / PREDICTIONS,
+    from tasks.synthesize import TEST_SPLITS
+
+    evaluate_stage({s: root / DATA_DIR / f"{s}.jsonl" for s in TEST_SPLITS},
+                   {"base": root / BASE_DIR, "tuned": root / TUNED_DIR}, p.evaluate.batch_size, p.evaluate.max_new_tokens, root / METRICS, root / PREDICTIONS,
                    root / ADHERENCE_CSV)
 
 

@@ -1,24 +1,41 @@
-"""Stage synthesize: real facts -> knowledge-conflict examples in train/val/test splits.
+"""Stage synthesize: real facts -> knowledge-conflict examples in train/val/test(+OOD) splits.
 
 Every example names the source the hierarchy picks (instruction > context > parametric),
-the answer each source gives, and a `completion` to train on. Test subjects never occur
-in train or val. Same facts, probe, params and seed: same bytes.
+the answer each source gives, a `completion` to train on, and for DPO a `rejected` answer
+of a named error type. Test subjects never occur in train or val; held-out relations and
+held-out phrasings form their own test splits. Same facts, probe, params and seed: same bytes.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.atomic import write_jsonl
 from tasks.errors import KprefError
-from tasks.facts import RELATIONS
-from tasks.params import SETTINGS, SynthesizeParams
+from tasks.facts import ASSUMPTION_STYLES, Relation
+from tasks.metrics import overlaps
+from tasks.params import SETTINGS, FactsParams, SynthesizeParams
 from tasks.schema import Example, Fact
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing")
+TEST_SPLITS = SPLITS[2:]
+ERROR_TYPES = ("contextual_ignorance", "contextual_overinclusion", "instruction_neglect")
+SETTING_SOURCE = {
+    "closed_book": "parametric",
+    "ctx_irrelevant": "parametric",
+    "ctx_support": "context",
+    "ctx_counterfactual": "context",
+    "ctx_mixed": "context",
+    "instr_irrelevant": "context",
+    "instr_only": "instruction",
+    "instr_vs_ctx": "instruction",
+    "multi_hop": None,  # the edit's carrier: instruction or context
+}
+CONFLICT_SETTINGS = ("ctx_counterfactual", "ctx_mixed", "instr_only", "instr_vs_ctx", "instr_irrelevant", "multi_hop")
 
 
 def allocate(n: int, weights: dict[str, float]) -> dict[str, int]:
@@ -31,163 +48,307 @@ def allocate(n: int, weights: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def split_subjects(subjects: list[str], p: SynthesizeParams, seed: int) -> dict[str, set[str]]:
-    subjects = sorted(subjects)
-    random.Random(f"{seed}:subjects").shuffle(subjects)
-    n_test = max(1, round(len(subjects) * p.test_subject_fraction))
-    n_val = round(len(subjects) * p.val_subject_fraction)
-    if len(subjects) - n_test - n_val < 1:
-        raise KprefError(f"synthesize: only {len(subjects)} subjects; too few for train/val/test splits")
-    return {
-        "test": set(subjects[:n_test]),
-        "val": set(subjects[n_test : n_test + n_val]),
-        "train": set(subjects[n_test + n_val :]),
-    }
+def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
+    keys = sorted(k for k, w in weights.items() if w > 0)
+    return rng.choices(keys, [weights[k] for k in keys])[0]
+
+
+@dataclass
+class Phrasing:
+    """Which question phrasings and assumption styles a split may use."""
+
+    held_out: int  # how many of the last phrasings/styles are reserved for the OOD-phrasing split
+    ood: bool
+
+    def pick(self, rng: random.Random, n: int) -> int:
+        if n <= self.held_out:  # too few phrasings to hold any out (e.g. MQuAKE's one question)
+            return rng.randrange(n)
+        lo, hi = (n - self.held_out, n) if self.ood else (0, n - self.held_out)
+        return rng.randrange(lo, hi)
 
 
 @dataclass
 class _Builder:
-    """Builds one example of a setting for a fact; `rng` is per split and setting."""
-
     rng: random.Random
-    pools: dict[str, list[Fact]]  # relation -> facts of this split (for distractors)
-    objects: dict[str, list[tuple[str, tuple[str, ...]]]]  # relation -> (object, aliases), all splits
+    relations: dict[str, Relation]
+    pools: dict[str, list[Fact]]  # relation -> facts usable as distractors in this split
+    objects: dict[str, list[tuple[str, tuple[str, ...]]]]  # relation -> (object, aliases), all facts
+    by_subject: dict[tuple[str, str], Fact]  # (relation, subject) -> fact, all facts
     beliefs: dict[str, str]
-    parametric_target: str  # "model" or "world"
+    p: SynthesizeParams
+    phrasing: Phrasing
+    test: bool
 
-    def other_object(self, f: Fact, exclude: set[str]) -> tuple[str, tuple[str, ...]]:
-        # Counterfactuals come from the same relation, hence the same object type.
-        choices = [o for o in self.objects[f.relation] if o[0] not in exclude and o[0] != f.object]
+    # -- pieces -------------------------------------------------------------------------------
+    def other_object(self, f: Fact, exclude: set[str], use_source_cf: bool = False) -> tuple[str, tuple[str, ...]]:
+        """A counterfactual object of the same relation (hence the same type)."""
+        taken = [f.object, *exclude]
+        if use_source_cf and f.counterfactual and not any(overlaps(f.counterfactual, t) for t in taken):
+            return f.counterfactual, ()
+        choices = [o for o in self.objects[f.relation] if not any(overlaps(o[0], t) for t in taken)]
         if not choices:
             raise KprefError(f"synthesize: relation {f.relation!r} has too few distinct objects for counterfactuals")
         return self.rng.choice(choices)
 
-    def other_fact(self, f: Fact, exclude_subjects: set[str] = frozenset()) -> Fact:
-        pool = [g for g in self.pools[f.relation] if g.subject != f.subject and g.subject not in exclude_subjects]
+    def other_fact(self, f: Fact, exclude_subjects: set[str], same_relation: bool = True) -> Fact:
+        pool = [g for g in self.pools.get(f.relation, []) if g.subject not in exclude_subjects] if same_relation else []
         if not pool:
-            pool = [g for rel in sorted(self.pools) for g in self.pools[rel] if g.subject != f.subject]
+            pool = [g for rel in sorted(self.pools) for g in self.pools[rel]
+                    if g.subject not in exclude_subjects and g.subject != f.subject]
+        if not pool:
+            raise KprefError("synthesize: too few facts in this split for distractor passages")
         return self.rng.choice(pool)
 
-    def distractor(self, f: Fact, exclude_subjects: set[str] = frozenset()) -> str:
-        """A passage about another subject whose object is a tempting wrong answer."""
-        g = self.other_fact(f, exclude_subjects)
-        return RELATIONS[g.relation].statement.format(s=g.subject, o=g.object)
+    def distractors(self, f: Fact, k: int) -> list[tuple[str, Fact]]:
+        """k passages about other subjects; the first shares the relation, a tempting wrong answer."""
+        used, out = {f.subject}, []
+        for i in range(k):
+            g = self.other_fact(f, used, same_relation=i == 0)
+            used.add(g.subject)
+            out.append((self.relations[g.relation].say(g.subject, g.object), g))
+        return out
 
-    def parametric(self, f: Fact, split: str) -> tuple[str, tuple[str, ...], str]:
+    def contexts(self, relevant: str | None, f: Fact, fmt: str) -> tuple[list[str], Fact | None]:
+        """Render a relevant statement (or none) with distractors in the chosen format."""
+        n_distract = {"sentence": 0, "paragraph": 2, "passages": 2}[fmt] + (1 if relevant is None else 0)
+        ds = self.distractors(f, n_distract) if n_distract else []
+        passages = ([relevant] if relevant else []) + [d for d, _ in ds]
+        self.rng.shuffle(passages)
+        first = ds[0][1] if ds else None
+        return ([" ".join(passages)] if fmt == "paragraph" else passages), first
+
+    def parametric(self, f: Fact) -> tuple[str, tuple[str, ...], str]:
         """(target, aliases, completion) when the model's own memory should answer."""
-        rel = RELATIONS[f.relation]
-        world = rel.statement.format(s=f.subject, o=f.object)
+        world = self.relations[f.relation].say(f.subject, f.object)
         belief = self.beliefs.get(f.key, "").strip()
-        if split != "test" and self.parametric_target == "model" and belief:
+        if not self.test and self.p.parametric_target == "model" and belief:
             return belief, (), belief
         return f.object, f.aliases, world
 
-    def build(self, setting: str, f: Fact, split: str) -> dict:
-        rel = RELATIONS[f.relation]
-        say = lambda o: rel.statement.format(s=f.subject, o=o)  # noqa: E731
-        assume = lambda o: rel.assumption.format(s=f.subject, o=o)  # noqa: E731
-        question = self.rng.choice(rel.questions).format(s=f.subject)
-        instruction, contexts = None, []
+    # -- one example ------------------------------------------------------------------------
+    def build(self, setting: str, f: Fact) -> dict:
+        rel = self.relations[f.relation]
+        qi = self.phrasing.pick(self.rng, len(rel.questions))
+        style = self.phrasing.pick(self.rng, len(ASSUMPTION_STYLES))
+        fmt = _weighted(self.rng, self.p.context_formats)
+        question_template = rel.questions[qi]
+        question = question_template.format(s=f.subject)
+        instruction, contexts, bridge, uses_style, uses_ctx = None, [], None, False, False
         answers: dict[str, str | None] = {"instruction": None, "context": None}
+        rejected = error = None
+        world = f.object
         if setting in ("closed_book", "ctx_irrelevant"):
-            target, aliases, completion = self.parametric(f, split)
-            if setting == "ctx_irrelevant":
-                contexts = [self.distractor(f)]
+            target, aliases, completion = self.parametric(f)
             source = "parametric"
+            if setting == "ctx_irrelevant":
+                contexts, g = self.contexts(None, f, fmt)
+                uses_ctx = True
+                if g is not None and g.relation == f.relation and not overlaps(g.object, f.object):
+                    answers["distractor"] = g.object
+                    rejected, error = rel.say(f.subject, g.object), "contextual_overinclusion"
         elif setting == "ctx_support":
             target, aliases = f.object, f.aliases
-            contexts = [say(f.object)]
-            answers["context"] = f.object
-            source = "context"
+            contexts, _ = self.contexts(rel.say(f.subject, f.object), f, fmt)
+            answers["context"], source, uses_ctx = f.object, "context", True
         elif setting in ("ctx_counterfactual", "ctx_mixed", "instr_irrelevant"):
-            target, aliases = self.other_object(f, set())
-            contexts = [say(target)]
-            answers["context"] = target
-            if setting == "ctx_mixed":
-                used = {f.subject}
-                for _ in range(2):
-                    g = self.other_fact(f, used)
-                    used.add(g.subject)
-                    contexts.append(RELATIONS[g.relation].statement.format(s=g.subject, o=g.object))
-                self.rng.shuffle(contexts)
+            target, aliases = self.other_object(f, set(), use_source_cf=True)
+            contexts, _ = self.contexts(rel.say(f.subject, target), f, "passages" if setting == "ctx_mixed" else fmt)
+            answers["context"], source, uses_ctx = target, "context", True
             if setting == "instr_irrelevant":
-                g = self.other_fact(f)
+                g = self.other_fact(f, {f.subject})
                 g_obj, _ = self.other_object(g, set())
-                instruction = RELATIONS[g.relation].assumption.format(s=g.subject, o=g_obj)
-            source = "context"
+                instruction, uses_style = self.relations[g.relation].assume(g.subject, g_obj, style), True
+            rejected, error = rel.say(f.subject, world), "contextual_ignorance"
         elif setting == "instr_only":
-            target, aliases = self.other_object(f, set())
-            instruction = assume(target)
-            answers["instruction"] = target
-            source = "instruction"
+            target, aliases = self.other_object(f, set(), use_source_cf=True)
+            instruction, uses_style = rel.assume(f.subject, target, style), True
+            answers["instruction"], source = target, "instruction"
+            rejected, error = rel.say(f.subject, world), "instruction_neglect"
         elif setting == "instr_vs_ctx":
-            target, aliases = self.other_object(f, set())
+            target, aliases = self.other_object(f, set(), use_source_cf=True)
             ctx_obj, _ = self.other_object(f, {target})
-            instruction, contexts = assume(target), [say(ctx_obj)]
-            answers["instruction"], answers["context"] = target, ctx_obj
-            source = "instruction"
+            instruction, uses_style = rel.assume(f.subject, target, style), True
+            contexts, _ = self.contexts(rel.say(f.subject, ctx_obj), f, fmt)
+            uses_ctx = True
+            answers["instruction"], answers["context"], source = target, ctx_obj, "instruction"
+            rejected, error = rel.say(f.subject, ctx_obj), "instruction_neglect"
+        elif setting == "multi_hop":
+            return self.multi_hop(f, style, fmt)
         else:
             raise KprefError(f"synthesize: setting {setting!r} is not implemented")
         if source != "parametric":
-            completion = say(target)
-        p_target, _, _ = self.parametric(f, split)
-        answers["parametric"] = p_target
+            completion = rel.say(f.subject, target)
+        answers["parametric"] = self.parametric(f)[0]
         return {
-            "split": split,
-            "setting": setting,
-            "subject": f.subject,
-            "relation": f.relation,
-            "question": question,
-            "instruction": instruction,
-            "contexts": contexts,
-            "target": target,
-            "aliases": list(aliases),
-            "expected_source": source,
-            "answers": answers,
-            "world_answer": f.object,
-            "completion": completion,
+            "setting": setting, "subject": f.subject, "relation": f.relation, "question": question,
+            "instruction": instruction, "contexts": contexts, "target": target, "aliases": list(aliases),
+            "expected_source": source, "answers": answers, "world_answer": world, "completion": completion,
+            "source": f.source, "question_template": question_template,
+            "assumption_style": style if uses_style else None, "context_format": fmt if uses_ctx else None,
+            "bridge": bridge, "rejected": rejected, "error_type": error,
+        }
+
+    def multi_hop(self, f: Fact, style: int, fmt: str) -> dict:
+        """city -> country -> X: the edit changes the answer only through composition."""
+        country = self.by_subject.get(("city_country", f.subject))
+        seconds = sorted(r for r, rel in self.relations.items()
+                         if rel.composed and (r, f.object) in self.by_subject)
+        if country is None or not seconds:
+            raise KprefError(f"synthesize: no second hop for {f.subject!r}")
+        r2 = self.rng.choice(seconds)
+        rel1, rel2 = self.relations["city_country"], self.relations[r2]
+        hop2 = self.by_subject[(r2, f.object)]
+        world = hop2.object
+        carrier = self.rng.choice(("instruction", "context"))
+        if self.rng.random() < 0.5:  # edit the first hop: the city moves to another country
+            others = sorted({c for (r, c) in self.by_subject if r == r2 and c != f.object
+                             and not overlaps(self.by_subject[(r, c)].object, world)})
+            new_country = self.rng.choice(others)
+            edit = (rel1, f.subject, new_country)
+            target_fact = self.by_subject[(r2, new_country)]
+            target, aliases, bridge = target_fact.object, target_fact.aliases, new_country
+        else:  # edit the second hop: the country's capital/currency/... changes
+            target, aliases = self.other_object(hop2, set())
+            edit = (rel2, f.object, target)
+            bridge = f.object
+        erel, es, eo = edit
+        instruction, contexts = None, []
+        answers: dict[str, str | None] = {"instruction": None, "context": None, "parametric": world}
+        if carrier == "instruction":
+            instruction = erel.assume(es, eo, style)
+            error = "instruction_neglect"
+        else:
+            contexts, _ = self.contexts(erel.say(es, eo), f, fmt)
+            error = "contextual_ignorance"
+        answers[carrier] = target
+        return {
+            "setting": "multi_hop", "subject": f.subject, "relation": f"city_country+{r2}",
+            "question": rel2.composed.format(s=f.subject), "instruction": instruction, "contexts": contexts,
+            "target": target, "aliases": list(aliases), "expected_source": carrier, "answers": answers,
+            "world_answer": world, "completion": f"The answer is {target}.", "source": f.source,
+            "question_template": rel2.composed, "assumption_style": style if carrier == "instruction" else None,
+            "context_format": fmt if carrier == "context" else None, "bridge": bridge,
+            "rejected": f"The answer is {world}.", "error_type": error,
         }
 
 
-def synthesize(facts: list[Fact], beliefs: dict[str, str], p: SynthesizeParams, seed: int) -> dict[str, list[dict]]:
-    subjects = split_subjects(sorted({f.subject for f in facts}), p, seed)
+def _prompt_key(row: dict) -> str:
+    return hashlib.sha1(repr((row["question"], row["instruction"], row["contexts"])).encode()).hexdigest()
+
+
+def cap_pairs(rows: list[dict], max_ratio: float, seed: int) -> None:
+    """Keep the DPO error types balanced: drop surplus pairs (the example stays for SFT)."""
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["error_type"]:
+            by_type[r["error_type"]].append(r)
+    if len(by_type) < 2:
+        return
+    cap = math.floor(max_ratio * min(len(v) for v in by_type.values()))
+    for etype in sorted(by_type):
+        group = sorted(by_type[etype], key=lambda r: r["id"])
+        random.Random(f"{seed}:pairs:{etype}").shuffle(group)
+        for r in group[cap:]:
+            r["rejected"] = r["error_type"] = None
+
+
+def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
+               facts_params: FactsParams, seed: int) -> dict[str, list[dict]]:
+    ood_rel = set(facts_params.split.ood_relations)
+    held_out = facts_params.split.ood_phrasings
+    if "multi_hop" in {s for s, w in p.mix.items() if w > 0} and not any(f.relation == "city_country" for f in facts):
+        raise KprefError("synthesize.mix.multi_hop needs city facts: enable facts.sources.cities")
     objects: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
     for f in facts:
         objects[f.relation].setdefault(f.object, f.aliases)
     object_pools = {rel: sorted(objs.items()) for rel, objs in objects.items()}
+    by_subject = {(f.relation, f.subject): f for f in facts}
+    weights = {src: w for src, w in _source_weights(facts_params).items()}
 
-    counts = {
-        "train": allocate(p.n_train, p.mix),
-        "val": allocate(p.n_val, p.mix),
-        "test": {s: p.n_test_per_setting for s in SETTINGS},
-    }
     out: dict[str, list[dict]] = {}
     for split in SPLITS:
-        split_facts = [f for f in facts if f.subject in subjects[split]]
-        if not split_facts:
-            out[split] = []
-            continue
+        subject_split = "test" if split.startswith("test") else split
+        in_split = [f for f in facts if f.split == subject_split]
+        if split == "test_ood_relation":
+            usable = [f for f in in_split if f.relation in ood_rel]
+        else:
+            usable = [f for f in in_split if f.relation not in ood_rel]
         pools: dict[str, list[Fact]] = defaultdict(list)
-        for f in split_facts:
+        for f in in_split:
             pools[f.relation].append(f)
-        rows = []
+        if split in ("train", "val"):
+            counts = allocate({"train": p.n_train, "val": p.n_val}[split], p.mix)
+        else:
+            n = p.n_test_per_setting if split == "test" else p.n_ood_per_setting
+            # multi-hop has one composed phrasing and needs trained relations: in-distribution test only
+            counts = {s: n for s in SETTINGS if split == "test" or s != "multi_hop"}
+        phrasing = Phrasing(held_out, ood=split == "test_ood_phrasing")
+        rows, seen = [], set()
         for setting in SETTINGS:
-            n = counts[split].get(setting, 0)
+            n = counts.get(setting, 0)
+            if n == 0 or not usable:
+                continue
+            cands = usable
+            if setting == "multi_hop":
+                cands = [f for f in usable if f.relation == "city_country" and any(
+                    rel.composed and (r, f.object) in by_subject for r, rel in relations.items())]
+            if split == "test_ood_phrasing":
+                cands = [f for f in cands if len(relations[f.relation].questions) > held_out]
+            if not cands:
+                continue
             rng = random.Random(f"{seed}:{split}:{setting}")
-            builder = _Builder(rng, pools, object_pools, beliefs, p.parametric_target)
-            order = list(split_facts)
-            for i in range(n):
-                if i % len(order) == 0:
-                    rng.shuffle(order)
-                row = builder.build(setting, order[i % len(order)], split)
-                digest = hashlib.sha1(f"{seed}:{split}:{setting}:{i}".encode()).hexdigest()[:8]
-                rows.append(Example(id=f"{split}-{setting}-{i:05d}-{digest}", **row).to_dict())
+            builder = _Builder(rng, relations, pools, object_pools, by_subject, beliefs, p, phrasing,
+                               test=split.startswith("test"))
+            order = _weighted_order(cands, weights, n, rng)
+            made = tries = 0
+            while made < n:
+                f = order[tries % len(order)]
+                tries += 1
+                row = builder.build(setting, f)
+                key = _prompt_key(row)
+                if key in seen:
+                    if tries > 20 * n + 100:
+                        raise KprefError(f"synthesize: cannot make {n} distinct {setting} prompts for split "
+                                         f"{split!r} from {len(cands)} facts; lower the count or add facts")
+                    continue
+                seen.add(key)
+                digest = hashlib.sha1(f"{seed}:{split}:{setting}:{made}".encode()).hexdigest()[:8]
+                rows.append(Example(id=f"{split}-{setting}-{made:05d}-{digest}", split=split, **row).to_dict())
+                made += 1
+        if split in ("train", "val"):
+            cap_pairs(rows, p.pairs.max_type_ratio, seed)
         out[split] = rows
     return out
 
 
+def _source_weights(facts_params: FactsParams) -> dict[str, float]:
+    from tasks.facts import sources_from_params
+
+    return {src.name: w for src, w in sources_from_params(facts_params)}
+
+
+def _weighted_order(cands: list[Fact], weights: dict[str, float], n: int, rng: random.Random) -> list[Fact]:
+    """n facts drawn so each source gets its weight's share, cycling through each source's facts."""
+    by_src: dict[str, list[Fact]] = defaultdict(list)
+    for f in cands:
+        by_src[f.source].append(f)
+    counts = allocate(n, {s: weights.get(s, 1.0) for s in sorted(by_src)})
+    order: list[Fact] = []
+    for src in sorted(by_src):
+        facts = list(by_src[src])
+        rng.shuffle(facts)
+        order += [facts[i % len(facts)] for i in range(counts[src])]
+    # a spare lap of every candidate, for when a drawn prompt repeats and is skipped
+    spare = list(cands)
+    rng.shuffle(spare)
+    rng.shuffle(order)
+    return order + spare
+
+
+def split_stats(rows: list[dict]) -> dict:
+    return {"settings": dict(Counter(r["setting"] for r in rows)),
+            "error_types": dict(Counter(r["error_type"] for r in rows if r["error_type"]))}
+
+
 def write_splits(splits: dict[str, list[dict]], out_dir: str | Path = "data") -> dict[str, Path]:
-    paths = {}
-    for split, rows in splits.items():
-        paths[split] = write_jsonl(Path(out_dir) / f"{split}.jsonl", rows)
-    return paths
+    return {split: write_jsonl(Path(out_dir) / f"{split}.jsonl", rows) for split, rows in splits.items()}

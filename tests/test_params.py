@@ -43,8 +43,8 @@ def test_wrong_type_names_key_and_expectation():
 
 
 def test_out_of_range_value():
-    with pytest.raises(KprefError, match=r"synthesize.test_subject_fraction.*less than 1"):
-        parse_params("synthesize:\n  test_subject_fraction: 1.5\n")
+    with pytest.raises(KprefError, match=r"facts.split.test_subjects.*less than 1"):
+        parse_params("facts:\n  split:\n    test_subjects: 1.5\n")
 
 
 def test_unknown_setting_in_mix():
@@ -55,6 +55,11 @@ def test_unknown_setting_in_mix():
 def test_invalid_yaml_names_line():
     with pytest.raises(KprefError, match=r"params.yaml:4: not valid YAML"):
         parse_params("base:\n  seed: 1\n  x: [1, 2\nfoo: bar\n", "params.yaml")
+
+
+def test_enabled_source_needs_its_file():
+    with pytest.raises(KprefError, match=r"facts.sources.mquake.*needs 'path'"):
+        parse_params("facts:\n  sources:\n    mquake:\n      enabled: true\n")
 
 
 def test_missing_file():

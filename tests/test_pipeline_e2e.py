@@ -19,9 +19,12 @@ def _sh(cmd, cwd, check=True):
 def tiny_params(model_dir) -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["model"]["base"] = str(model_dir)
-    p["facts"]["sources"]["countries"]["min_population"] = 30_000_000
+    for name, size in (("countries", 30_000_000), ("cities", 5_000_000), ("countryinfo", 30_000_000),
+                       ("pycountry", 30_000_000)):
+        p["facts"]["sources"][name]["min_population"] = size
+    p["facts"]["split"].update(test_subjects=0.25)
     p["probe"].update(batch_size=16, max_new_tokens=4)
-    p["synthesize"].update(n_train=24, n_val=8, n_test_per_setting=2)
+    p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1)
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
     p["train"]["lora"].update(r=4, alpha=8, top_layers=1)
     p["evaluate"].update(batch_size=8, max_new_tokens=4)
@@ -48,13 +51,15 @@ def test_dvc_repro_builds_every_artifact(repo):
     for path in ["models/base/model.safetensors", "data/facts.jsonl", "data/probe.jsonl", "data/train.jsonl",
                  "data/test.jsonl", "reports/validation.json", "reports/data_docs/index.html",
                  "models/adapter/adapter_model.safetensors", "models/tuned/model.safetensors",
-                 "reports/train/plots/metrics/loss.tsv", "reports/predictions/tuned.jsonl",
-                 "reports/report.md", "reports/report.html", "reports/figures/adherence.png"]:
+                 "reports/train/plots/metrics/loss.tsv", "reports/predictions/tuned_test.jsonl",
+                 "reports/report.md", "reports/report.html", "reports/figures/adherence_test.png",
+                 "data/test_ood_relation.jsonl", "data/test_ood_phrasing.jsonl", "data/relations.json"]:
         assert (repo / path).exists(), path
     m = json.loads((repo / "reports/metrics.json").read_text())
-    assert {"base", "tuned", "delta"} <= set(m)
-    assert set(m["tuned"]["adherence_by_setting"]) >= {"closed_book", "ctx_counterfactual", "ctx_irrelevant",
-                                                       "instr_only", "instr_vs_ctx"}
+    assert set(m) == {"test", "test_ood_relation", "test_ood_phrasing"}
+    assert {"base", "tuned", "delta"} <= set(m["test"])
+    assert set(m["test"]["tuned"]["adherence_by_setting"]) >= {"closed_book", "ctx_counterfactual", "ctx_irrelevant",
+                                                               "instr_only", "instr_vs_ctx", "multi_hop"}
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     html = (repo / "reports/report.html").read_text()

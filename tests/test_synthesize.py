@@ -1,19 +1,23 @@
 import hashlib
 import json
+from collections import Counter
 
 import pandas as pd
 import pytest
 
 from tasks.atomic import write_jsonl
+from tasks.facts import ASSUMPTION_STYLES
 from tasks.params import SETTINGS, SynthesizeParams
-from tasks.synthesize import allocate, synthesize, write_splits
-from tasks.validate import _CHECK_COLUMNS, derive_checks
+from tasks.synthesize import ERROR_TYPES, allocate, synthesize, write_splits
+from tasks.validate import CHECK_COLUMNS, derive_checks
 
-P = SynthesizeParams(n_train=120, n_val=20, n_test_per_setting=6, test_subject_fraction=0.3, val_subject_fraction=0.1)
+P = SynthesizeParams(n_train=180, n_val=27, n_test_per_setting=4, n_ood_per_setting=3)
 
 
-def _digest(splits):
-    return hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()
+def _run(small_world, facts_params, p=P, seed=0, beliefs=None):
+    facts, relations = small_world
+    beliefs = {f.key: f"I think {f.object}." for f in facts} if beliefs is None else beliefs
+    return synthesize(facts, relations, beliefs, p, facts_params, seed)
 
 
 def test_allocate_is_exact_and_proportional():
@@ -22,57 +26,104 @@ def test_allocate_is_exact_and_proportional():
     assert allocate(7, {"a": 0, "b": 1}) == {"a": 0, "b": 7}
 
 
-def test_same_params_same_bytes(small_facts, tmp_path):
-    beliefs = {f.key: f"I think {f.object}." for f in small_facts}
-    a = synthesize(small_facts, beliefs, P, seed=3)
-    b = synthesize(small_facts, beliefs, P, seed=3)
+def test_same_params_same_bytes(small_world, facts_params, tmp_path):
+    a, b = _run(small_world, facts_params, seed=3), _run(small_world, facts_params, seed=3)
     write_splits(a, tmp_path / "a")
     write_splits(b, tmp_path / "b")
     for split in a:
         assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
-    assert _digest(a) != _digest(synthesize(small_facts, beliefs, P, seed=4))
+    digest = lambda s: hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()  # noqa: E731
+    assert digest(a) != digest(_run(small_world, facts_params, seed=4))
 
 
-def test_splits_shape_and_hierarchy(small_facts):
-    beliefs = {f.key: f"I think {f.object}." for f in small_facts}
-    s = synthesize(small_facts, beliefs, P, seed=0)
-    assert len(s["train"]) == 120 and len(s["val"]) == 20
+def test_every_setting_and_hierarchy_consistency(small_world, facts_params):
+    s = _run(small_world, facts_params)
+    assert len(s["train"]) == 180 and len(s["val"]) == 27
+    assert {r["setting"] for r in s["train"]} == set(SETTINGS)
     assert {r["setting"] for r in s["test"]} == set(SETTINGS)
-    train_subjects = {r["subject"] for r in s["train"] + s["val"]}
-    assert not train_subjects & {r["subject"] for r in s["test"]}
-    df = derive_checks(pd.DataFrame(s["train"] + s["val"] + s["test"]))
-    for col in _CHECK_COLUMNS:
-        assert df[col].all(), col
+    df = derive_checks(pd.DataFrame([r for rows in s.values() for r in rows]))
+    for col in CHECK_COLUMNS:
+        if col in df:
+            assert df[col].all(), (col, df.loc[~df[col], "id"].tolist()[:3])
     required = {"id", "setting", "subject", "relation", "question", "instruction", "contexts", "target",
-                "expected_source", "answers"}
+                "expected_source", "answers", "rejected", "error_type"}
     assert required <= set(s["train"][0])
-    # parametric targets: the model's belief in train, the world's answer in test
+
+
+def test_held_out_subjects_relations_and_phrasings(small_world, facts_params):
+    facts, relations = small_world
+    s = _run(small_world, facts_params)
+    train = s["train"] + s["val"]
+    test_subjects = {r["subject"] for k in ("test", "test_ood_relation", "test_ood_phrasing") for r in s[k]}
+    assert not {r["subject"] for r in train} & test_subjects
+    assert {r["relation"] for r in s["test_ood_relation"]} == {"subregion"}
+    assert "subregion" not in {r["relation"] for r in train}
+    held_q = {q[-1] for q in (r.questions for r in relations.values())}
+    assert not {r["question_template"] for r in train} & held_q
+    assert {r["question_template"] for r in s["test_ood_phrasing"]} <= held_q
+    styles = {r["assumption_style"] for r in s["test_ood_phrasing"] if r["assumption_style"] is not None}
+    assert styles == {len(ASSUMPTION_STYLES) - 1}
+    assert len(ASSUMPTION_STYLES) - 1 not in {r["assumption_style"] for r in train}
+
+
+def test_variety(small_world, facts_params):
+    train = _run(small_world, facts_params)["train"]
+    assert len({r["assumption_style"] for r in train if r["assumption_style"] is not None}) >= 6
+    assert {r["context_format"] for r in train if r["context_format"]} == {"sentence", "paragraph", "passages"}
+    top = Counter(r["relation"] for r in train if r["setting"] != "multi_hop").most_common(1)[0][0]
+    assert len({r["question_template"] for r in train if r["relation"] == top}) == 3  # 4 phrasings, 1 held out
+    assert {r["source"] for r in train} >= {"countries", "cities", "countryinfo", "pycountry"}
+    # counterfactuals come from the same relation's objects
+    facts, _ = small_world
+    objects = {}
+    for f in facts:
+        objects.setdefault(f.relation, set()).add(f.object)
+    for r in train:
+        if r["setting"] in ("ctx_counterfactual", "instr_only"):
+            assert r["target"] in objects[r["relation"]] and r["target"] != r["world_answer"]
+
+
+def test_multi_hop_composes(small_world, facts_params):
+    facts, _ = small_world
+    by = {(f.relation, f.subject): f.object for f in facts}
+    rows = [r for r in _run(small_world, facts_params)["train"] if r["setting"] == "multi_hop"]
+    assert rows
+    for r in rows:
+        country = by[("city_country", r["subject"])]
+        r2 = r["relation"].split("+")[1]
+        assert r["world_answer"] == by[(r2, country)]
+        assert r["target"] != r["world_answer"]
+        if r["bridge"] != country:  # the city moved: the answer is the new country's
+            assert r["target"] == by[(r2, r["bridge"])]
+
+
+def test_dpo_pairs_typed_and_capped(small_world, facts_params):
+    train = _run(small_world, facts_params)["train"]
+    types = Counter(r["error_type"] for r in train if r["error_type"])
+    assert set(types) == set(ERROR_TYPES)
+    assert max(types.values()) <= 1.5 * min(types.values())
+    for r in train:
+        if r["error_type"]:
+            assert r["rejected"] != r["completion"]
+
+
+def test_parametric_targets(small_world, facts_params):
+    s = _run(small_world, facts_params)
     cb_train = next(r for r in s["train"] if r["setting"] == "closed_book")
     cb_test = next(r for r in s["test"] if r["setting"] == "closed_book")
     assert cb_train["target"].startswith("I think ")
     assert cb_test["target"] == cb_test["world_answer"]
-    # counterfactuals are drawn from the same relation's objects
-    objects = {}
-    for f in small_facts:
-        objects.setdefault(f.relation, set()).add(f.object)
-    for r in s["train"]:
-        if r["setting"] == "ctx_counterfactual":
-            assert r["target"] in objects[r["relation"]] and r["target"] != r["world_answer"]
+    w = _run(small_world, facts_params, P.model_copy(update={"parametric_target": "world"}))
+    assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 
 
-def test_world_targets(small_facts):
-    s = synthesize(small_facts, {}, P.model_copy(update={"parametric_target": "world"}), seed=0)
-    cb = [r for r in s["train"] if r["setting"] == "closed_book"]
-    assert cb and all(r["target"] == r["world_answer"] for r in cb)
+def test_splits_load_as_datasets(small_world, facts_params, tmp_path):
+    from tasks.schema import load_splits
 
-
-def test_splits_load_as_datasets(small_facts, tmp_path):
-    from datasets import load_dataset
-
-    s = synthesize(small_facts, {}, P, seed=0)
-    paths = write_splits(s, tmp_path)
-    ds = load_dataset("json", data_files={k: str(v) for k, v in paths.items()})
-    assert ds["train"].num_rows == 120 and "expected_source" in ds["test"].column_names
+    write_splits(_run(small_world, facts_params), tmp_path)
+    ds = load_splits(tmp_path)
+    assert ds["train"].num_rows == 180 and "expected_source" in ds["test"].column_names
+    assert ds["test_ood_relation"].features["bridge"].dtype == "string"
 
 
 def test_write_jsonl_is_atomic(tmp_path):
@@ -89,16 +140,19 @@ def test_write_jsonl_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
 
 
-def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_facts):
+def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_world):
     from dataclasses import asdict
 
     from tasks.errors import KprefError
+    from tasks.facts import write_relations
     from tasks.params import Params
     from tasks.stages import synthesize as synthesize_stage
 
+    facts, relations = small_world
     (tmp_path / "data").mkdir()
-    write_jsonl(tmp_path / "data/facts.jsonl", (asdict(f) for f in small_facts))
+    write_jsonl(tmp_path / "data/facts.jsonl", (asdict(f) for f in facts))
+    write_relations(relations, tmp_path / "data/relations.json")
     (tmp_path / "data/probe.jsonl").write_text('{"key": "a", "belief": "b"}\n{"key": \n')
     with pytest.raises(KprefError, match=r"probe.jsonl:2: not valid JSON"):
         synthesize_stage(Params(), tmp_path)
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]

@@ -4,16 +4,18 @@ import pytest
 
 from tasks.evaluate import _same_answer, evaluate_items, evaluate_stage
 from tasks.modeling import load_model
-from tasks.params import SynthesizeParams, TrainParams
+from tasks.params import SETTINGS, SynthesizeParams, TrainParams
 from tasks.schema import EvalItem
-from tasks.synthesize import synthesize, write_splits
+from tasks.synthesize import TEST_SPLITS, synthesize, write_splits
 from tasks.train import train_sft
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, small_facts, tmp_path_factory):
+def trained(tiny_model_dir, small_world, facts_params, tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    s = synthesize(small_facts, {}, SynthesizeParams(n_train=24, n_val=8, n_test_per_setting=2), seed=0)
+    facts, relations = small_world
+    s = synthesize(facts, relations, {}, SynthesizeParams(n_train=24, n_val=9, n_test_per_setting=2,
+                                                          n_ood_per_setting=1), facts_params, seed=0)
     write_splits(s, root / "data")
     p = TrainParams.model_validate(
         {"max_steps": 3, "batch_size": 4, "logging_steps": 1, "lora": {"r": 4, "alpha": 8, "top_layers": 1}}
@@ -50,16 +52,33 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
 
 def test_evaluate_stage_metrics(trained, tiny_model_dir):
     root, _ = trained
-    m = evaluate_stage(root / "data" / "test.jsonl", {"base": tiny_model_dir, "tuned": root / "tuned"}, 8, 4,
+    splits = {s: root / "data" / f"{s}.jsonl" for s in TEST_SPLITS}
+    m = evaluate_stage(splits, {"base": tiny_model_dir, "tuned": root / "tuned"}, 8, 4,
                        root / "reports/metrics.json", root / "reports/predictions", root / "reports/adherence.csv")
+    assert set(m) == set(TEST_SPLITS)
     for name in ("base", "tuned"):
-        assert 0 <= m[name]["adherence"] <= 1
-        assert set(m[name]["adherence_by_setting"]) >= {"closed_book", "ctx_counterfactual", "instr_vs_ctx"}
-        assert {"closed_book_accuracy", "irrelevant_robustness", "source_confusion"} <= set(m[name])
-        preds = (root / "reports/predictions" / f"{name}.jsonl").read_text().splitlines()
-        assert len(preds) == 16
-    assert "closed_book_retention" in m["delta"]
-    assert (root / "reports/adherence.csv").read_text().startswith("setting,model,adherence\n")
+        t = m["test"][name]
+        assert 0 <= t["adherence"] <= 1
+        assert set(t["adherence_by_setting"]) == set(SETTINGS)
+        assert {"closed_book_accuracy", "irrelevant_robustness", "source_confusion", "memorization_ratio"} <= set(t)
+        preds = (root / "reports/predictions" / f"{name}_test.jsonl").read_text().splitlines()
+        assert len(preds) == 2 * len(SETTINGS)
+        assert m["test_ood_relation"][name]["n"] > 0
+    assert "closed_book_retention" in m["test"]["delta"]
+    assert (root / "reports/adherence.csv").read_text().startswith("split,setting,model,adherence\n")
+
+
+def test_probe_cache_skips_known_facts(tiny_model_dir, small_world, tmp_path):
+    from tasks.params import ProbeParams
+    from tasks.probe import run_probe
+
+    facts, relations = small_world
+    p = ProbeParams(batch_size=8, max_new_tokens=3)
+    first = run_probe(facts[:5], relations, tiny_model_dir, p, tmp_path / "a.jsonl", tmp_path / "cache")
+    again = run_probe(facts[:8], relations, tiny_model_dir, p, tmp_path / "b.jsonl", tmp_path / "cache")
+    assert first == {"probed": 5, "cached": 0} and again == {"probed": 3, "cached": 5}
+    a = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert (tmp_path / "b.jsonl").read_text().splitlines()[:5] == a
 
 
 def _irrelevant_item():

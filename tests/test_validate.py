@@ -3,74 +3,120 @@ import json
 import pytest
 
 from tasks.errors import KprefError
+from tasks.facts import write_relations
 from tasks.params import SynthesizeParams
 from tasks.synthesize import synthesize, write_splits
-from tasks.validate import run_validation
+from tasks.validate import GateParams, held_out_phrasings, run_validation
 
-P = SynthesizeParams(n_train=60, n_val=10, n_test_per_setting=4, test_subject_fraction=0.3, val_subject_fraction=0.1)
+P = SynthesizeParams(n_train=180, n_val=27, n_test_per_setting=3, n_ood_per_setting=2)
 
 
 @pytest.fixture
-def splits(small_facts):
-    return synthesize(small_facts, {}, P, seed=0)
+def world(small_world, facts_params, tmp_path):
+    facts, relations = small_world
+    write_relations(relations, tmp_path / "relations.json")
+    templates, styles = held_out_phrasings(tmp_path / "relations.json", 1)
+    gate = GateParams(mix=P.mix, ood_relations=("subregion",), held_out_templates=templates,
+                      held_out_styles=styles)
+    return synthesize(facts, relations, {}, P, facts_params, seed=0), gate
 
 
-def _run(tmp_path, splits):
+def _run(tmp_path, splits, gate, tokenizer_dir=None):
     write_splits(splits, tmp_path / "data")
-    return run_validation(tmp_path / "data", tmp_path / "reports/validation.json", tmp_path / "reports/data_docs")
+    return run_validation(tmp_path / "data", tmp_path / "reports/validation.json", tmp_path / "reports/data_docs",
+                          gate, tokenizer_dir)
 
 
-def test_clean_data_passes_and_writes_docs(tmp_path, splits):
-    s = _run(tmp_path, splits)
-    assert s["success"] and s["n_failed"] == 0 and s["n_expectations"] > 20
-    assert (tmp_path / "reports/data_docs/index.html").exists()
-    assert json.loads((tmp_path / "reports/validation.json").read_text())["success"]
-
-
-def _failed(tmp_path, splits):
+def _failed(tmp_path, splits, gate, tokenizer_dir=None):
     with pytest.raises(KprefError) as e:
-        _run(tmp_path, splits)
+        _run(tmp_path, splits, gate, tokenizer_dir)
     summary = json.loads((tmp_path / "reports/validation.json").read_text())
-    failed = [(r["expectation"], r["column"]) for v in summary["results"].values() for r in v if not r["success"]]
+    failed = {(r["expectation"], r["column"]) for v in summary["results"].values() for r in v if not r["success"]}
     return str(e.value), failed
 
 
-def test_swapped_target_fails_on_hierarchy(tmp_path, splits):
+def test_clean_data_passes_and_writes_docs(tmp_path, world, tiny_model_dir):
+    splits, gate = world
+    gate.max_length = 512
+    s = _run(tmp_path, splits, gate, tiny_model_dir)
+    assert s["success"] and s["n_failed"] == 0 and s["n_expectations"] > 30
+    assert (tmp_path / "reports/data_docs/index.html").exists()
+
+
+def test_swapped_target_fails_on_hierarchy(tmp_path, world):
+    splits, gate = world
     row = next(r for r in splits["train"] if r["setting"] == "instr_vs_ctx")
     row["target"] = row["answers"]["context"]  # the context answer where the instruction should win
-    msg, failed = _failed(tmp_path, splits)
+    msg, failed = _failed(tmp_path, splits, gate)
     assert ("expect_column_values_to_be_in_set", "target_is_source_answer") in failed
-    assert row["id"] in msg and "target_is_source_answer" in msg
+    assert row["id"] in msg
 
 
-def test_leaked_test_subject_fails(tmp_path, splits):
-    leaked = splits["test"][0]["subject"]
-    splits["train"][0]["subject"] = leaked
-    msg, failed = _failed(tmp_path, splits)
+def test_leaked_test_subject_fails(tmp_path, world):
+    splits, gate = world
+    splits["train"][0]["subject"] = splits["test"][0]["subject"]
+    msg, failed = _failed(tmp_path, splits, gate)
     assert ("expect_column_values_to_not_be_in_set", "subject") in failed
     assert splits["train"][0]["id"] in msg
 
 
-def test_duplicate_id_and_bad_setting_fail(tmp_path, splits):
+def test_leaked_ood_relation_and_phrasing_fail(tmp_path, world):
+    splits, gate = world
+    splits["train"][0]["relation"] = "subregion"
+    splits["train"][1]["question_template"] = gate.held_out_templates[0]
+    splits["train"][2]["assumption_style"] = gate.held_out_styles[0]
+    _, failed = _failed(tmp_path, splits, gate)
+    assert {("expect_column_values_to_not_be_in_set", c) for c in
+            ("relation", "question_template", "assumption_style")} <= failed
+
+
+def test_unbalanced_mix_fails(tmp_path, world):
+    splits, gate = world
+    moved = [r for r in splits["train"] if r["setting"] == "closed_book"][:15]
+    for r in moved:
+        r["setting"] = "ctx_support"  # still a valid record, but the mix is off
+        r["expected_source"] = "context"
+        r["target"] = r["answers"]["context"] = r["world_answer"]
+        r["contexts"] = [r["completion"]] if r["world_answer"] in r["completion"] else [f"It is {r['world_answer']}."]
+        r["completion"] = r["contexts"][0]
+    msg, failed = _failed(tmp_path, splits, gate)
+    assert ("expect_column_values_to_be_in_set", "within_tolerance") in failed
+    assert "train:closed_book" in msg
+
+
+def test_bad_dpo_pair_and_duplicate_prompt_fail(tmp_path, world):
+    splits, gate = world
+    pair = next(r for r in splits["train"] if r["error_type"] == "instruction_neglect")
+    pair["rejected"] = pair["completion"]
+    other = next(r for r in splits["train"] if r["setting"] == "closed_book")
+    dup = dict(other, id=other["id"] + "-dup")
+    splits["train"].append(dup)
+    msg, failed = _failed(tmp_path, splits, gate)
+    assert ("expect_column_values_to_be_in_set", "rejected_matches_error_type") in failed
+    assert ("expect_compound_columns_to_be_unique", "split,prompt_key") in failed
+    assert pair["id"] in msg
+
+
+def test_too_long_prompts_fail(tmp_path, world, tiny_model_dir):
+    splits, gate = world
+    gate.max_length = 40
+    _, failed = _failed(tmp_path, splits, gate, tiny_model_dir)
+    assert ("expect_column_values_to_be_in_set", "within_token_limit") in failed
+
+
+def test_duplicate_id_and_bad_setting_fail(tmp_path, world):
+    splits, gate = world
     splits["train"][1]["id"] = splits["train"][0]["id"]
     splits["val"][0]["setting"] = "made_up"
-    _, failed = _failed(tmp_path, splits)
+    _, failed = _failed(tmp_path, splits, gate)
     assert ("expect_column_values_to_be_unique", "id") in failed
     assert ("expect_column_values_to_be_in_set", "setting") in failed
 
 
-def test_counterfactual_equal_to_world_fails(tmp_path, splits):
-    row = next(r for r in splits["train"] if r["setting"] == "ctx_counterfactual")
-    row["target"] = row["answers"]["context"] = row["world_answer"]
-    row["contexts"] = [row["completion"].replace(row["completion"], f"It is {row['world_answer']}.")]
-    row["completion"] = f"It is {row['world_answer']}."
-    _, failed = _failed(tmp_path, splits)
-    assert ("expect_column_values_to_be_in_set", "conflict_differs_from_world") in failed
-
-
-def test_missing_field_is_named(tmp_path, splits):
+def test_missing_field_is_named(tmp_path, world):
+    splits, gate = world
     for r in splits["train"]:
         del r["completion"]
     write_splits(splits, tmp_path / "data")
     with pytest.raises(KprefError, match=r"train.jsonl: records lack field\(s\) \['completion'\]"):
-        run_validation(tmp_path / "data", tmp_path / "v.json", tmp_path / "docs")
+        run_validation(tmp_path / "data", tmp_path / "v.json", tmp_path / "docs", gate)

