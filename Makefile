@@ -4,8 +4,8 @@ PY := $(VENV)/bin/python
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: setup repro test test-slow bench
 setup: $(VENV)/.installed
