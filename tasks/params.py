@@ -146,6 +146,9 @@ class SynthesizeParams(_Strict):
     n_val: int = Field(100, ge=0)
     n_test_per_setting: int = Field(60, ge=1)
     n_ood_per_setting: int = Field(20, ge=0, description="Per setting, in each out-of-distribution test split.")
+    assumption_styles: int = Field(
+        8, ge=2, le=8, description="How many of the eight ways to state an assumption are used (the first N)."
+    )
     context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(
         default_factory=lambda: {"sentence": 1.0, "paragraph": 1.0, "passages": 1.0},
         description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.",

@@ -63,7 +63,8 @@ def synthesize(p: Params, root: Path) -> None:
 def validate(p: Params, root: Path) -> None:
     from tasks.validate import GateParams, held_out_phrasings, run_validation
 
-    templates, styles = held_out_phrasings(root / RELATIONS, p.facts.split.ood_phrasings)
+    templates, styles = held_out_phrasings(root / RELATIONS, p.facts.split.ood_phrasings,
+                                           p.synthesize.assumption_styles)
     gate = GateParams(
         mix=p.synthesize.mix, balance_tolerance=p.validate_.balance_tolerance,
         max_type_ratio=p.synthesize.pairs.max_type_ratio, ood_relations=p.facts.split.ood_relations,

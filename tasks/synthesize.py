@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tasks.atomic import write_jsonl
 from tasks.errors import KprefError
-from tasks.facts import ASSUMPTION_STYLES, Relation
+from tasks.facts import Relation
 from tasks.metrics import matches, overlaps
 from tasks.params import SETTINGS, FactsParams, SynthesizeParams
 from tasks.schema import Example, Fact
@@ -129,7 +129,7 @@ class _Builder:
     def build(self, setting: str, f: Fact) -> dict:
         rel = self.relations[f.relation]
         qi = self.phrasing.pick(self.rng, len(rel.questions))
-        style = self.phrasing.pick(self.rng, len(ASSUMPTION_STYLES))
+        style = self.phrasing.pick(self.rng, self.p.assumption_styles)
         fmt = _weighted(self.rng, self.p.context_formats)
         question_template = rel.questions[qi]
         question = question_template.format(s=f.subject)

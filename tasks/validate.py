@@ -45,12 +45,14 @@ class GateParams:
     max_examples: int = 5
 
 
-def held_out_phrasings(relations_path: str | Path, n: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def held_out_phrasings(relations_path: str | Path, n: int,
+                       n_styles: int = len(ASSUMPTION_STYLES)) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The question templates and assumption styles reserved for the OOD-phrasing split."""
     if n == 0:
         return (), ()
     relations = read_relations(relations_path)
     templates = tuple(q for r in relations.values() if len(r.questions) > n for q in r.questions[-n:])
-    return templates, tuple(range(len(ASSUMPTION_STYLES) - n, len(ASSUMPTION_STYLES)))
+    return templates, tuple(range(n_styles - n, n_styles))
 
 
 def _contains(text: str | None, answer: str | None) -> bool:
