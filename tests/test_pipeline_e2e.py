@@ -6,6 +6,7 @@ import subprocess
 import pytest
 import yaml
 
+from tasks.params import SETTINGS
 from tests.conftest import ROOT
 
 
@@ -19,10 +20,14 @@ def _sh(cmd, cwd, check=True):
 def tiny_params(model_dir) -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["model"]["base"] = str(model_dir)
+    # the full breadth, small: every source, every setting, every context format
     for name, size in (("countries", 30_000_000), ("cities", 5_000_000), ("countryinfo", 30_000_000),
                        ("pycountry", 30_000_000)):
-        p["facts"]["sources"][name]["min_population"] = size
-    p["facts"]["split"].update(test_subjects=0.25)
+        p["facts"]["sources"][name].update(enabled=True, min_population=size)
+    p["facts"]["split"].update(test_subjects=0.25, ood_relations=["subregion"])
+    p["synthesize"]["mix"] = {s: 1.0 for s in SETTINGS}
+    p["synthesize"]["context_formats"] = {"sentence": 1.0, "paragraph": 1.0, "passages": 1.0}
+    p["synthesize"]["assumption_styles"] = 8
     p["probe"].update(batch_size=16, max_new_tokens=4)
     p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1)
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
