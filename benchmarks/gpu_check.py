@@ -73,12 +73,12 @@ def main() -> None:
     del m
     evald = load_params(params_path).evaluate
     t = time.perf_counter()
-    metrics = evaluate_stage(data / "test.jsonl", {"base": base, "tuned": work / "tuned_cuda"},
+    metrics = evaluate_stage({"test": data / "test.jsonl"}, {"base": base, "tuned": work / "tuned_cuda"},
                              evald.batch_size, evald.max_new_tokens, work / "metrics.json", work / "pred",
                              work / "adh.csv")
     out["evaluate_wall_s"] = round(time.perf_counter() - t, 1)
-    out["evaluate_n"] = metrics["tuned"]["n"]
-    out["loss_curve_rows"] = len((work / "live_cuda/plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
+    out["evaluate_n"] = metrics["test"]["tuned"]["n"]
+    out["loss_curve_rows"] = len((work / "live_cuda/plots/metrics/loss.tsv").read_text().splitlines()) - 1
     text = json.dumps(out, indent=2)
     print(text)
     if os.environ.get("OUT"):
