@@ -194,8 +194,16 @@ class LoraParams(_Strict):
     )
 
 
+class DpoParams(_Strict):
+    steps: int = Field(0, ge=0, description="DPO steps after SFT on the typed preference pairs (0: SFT only).")
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    beta: float = Field(0.1, gt=0)
+
+
 class TrainParams(_Strict):
     lora: LoraParams = LoraParams()
+    dpo: DpoParams = DpoParams()
     learning_rate: float = Field(3e-4, gt=0, lt=1)
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, ge=-1, description="-1: run `epochs` epochs.")

@@ -55,6 +55,19 @@ def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str
     return names
 
 
+def dpo_rows(records: list[dict]) -> list[dict]:
+    """Conversational prompt/chosen/rejected rows from the examples that carry a typed pair."""
+    return [
+        {
+            "prompt": prompt.messages(r["question"], r["contexts"], r["instruction"]),
+            "chosen": [{"role": "assistant", "content": r["completion"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+        }
+        for r in records
+        if r.get("rejected")
+    ]
+
+
 def _live(live_dir: str | Path):
     """dvclive logger that writes plain files and leaves dvc.yaml and experiments to DVC."""
     from dvclive import Live
@@ -146,12 +159,62 @@ def train_sft(
         )
         result = trainer.train()
         live.end()
-        with atomic_dir(adapter_dir) as tmp:
-            trainer.model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
+        adapters = {"sft": trainer.model}
         merged = trainer.model.merge_and_unload().to(torch.float32)
+        summary = {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
+        if p.dpo.steps > 0:
+            dpo_model, dpo_out = _dpo(merged, tok, p, seed, device, Path(data_dir) / "train.jsonl", lora,
+                                      Path(scratch) / "dpo", Path(live_dir) / "dpo")
+            adapters["dpo"] = dpo_model
+            merged = dpo_model.merge_and_unload().to(torch.float32)
+            summary.update(dpo_out)
+        # every artifact is written only once all training has succeeded
+        with atomic_dir(adapter_dir) as tmp:
+            adapters["sft"].save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            if "dpo" in adapters:
+                adapters["dpo"].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
         with atomic_dir(tuned_dir) as tmp:
             merged.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
-            write_json(Path(tmp) / "kpref_train.json", {"base": str(base_dir), "device": device.name, "steps": result.global_step})
-    return {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
+            write_json(Path(tmp) / "kpref_train.json", {"base": str(base_dir), **summary})
+    return summary
+
+
+def _dpo(model, tok, p: TrainParams, seed: int, device, train_path: Path, lora, scratch: Path, live_dir: Path):
+    """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
+    with the adapter switched off, so no second copy is held."""
+    import random
+
+    from datasets import Dataset
+    from transformers.integrations import DVCLiveCallback
+    from trl import DPOConfig, DPOTrainer
+
+    rows = dpo_rows(read_jsonl(train_path))
+    if not rows:
+        raise KprefError(f"train.dpo.steps: {train_path} has no preference pairs (rejected/error_type)")
+    random.Random(f"{seed}:dpo").shuffle(rows)
+    rows = rows[: p.dpo.steps * p.dpo.batch_size]
+    config = DPOConfig(
+        output_dir=str(scratch),
+        max_steps=p.dpo.steps,
+        per_device_train_batch_size=p.dpo.batch_size,
+        learning_rate=p.dpo.learning_rate,
+        beta=p.dpo.beta,
+        lr_scheduler_type="cosine",
+        max_length=p.max_length,
+        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
+        save_strategy="no",
+        report_to="none",
+        bf16=device.bf16,
+        use_cpu=device.name == "cpu",
+        gradient_checkpointing=p.gradient_checkpointing,
+        seed=seed,
+        data_seed=seed,
+    )
+    live = _live(live_dir)
+    trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=Dataset.from_list(rows),
+                         processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)])
+    result = trainer.train()
+    live.end()
+    return trainer.model, {"dpo_loss": result.training_loss, "dpo_steps": result.global_step, "dpo_pairs": len(rows)}

@@ -102,3 +102,17 @@ def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
     same = _same_answer(p["prediction"], p["closed_book_prediction"], _irrelevant_item())
     assert ev.metrics["irrelevant_robustness"] == float(same)
     assert ev.metrics["adherence_by_setting"] == {"ctx_irrelevant": float(p["correct"])}
+
+
+def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
+    root, _ = trained
+    p = TrainParams.model_validate({
+        "max_steps": 2, "batch_size": 4, "logging_steps": 1, "lora": {"r": 4, "alpha": 8, "top_layers": 1},
+        "dpo": {"steps": 2, "batch_size": 2},
+    })
+    out = train_sft(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4
+    assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
+    model, _ = load_model(tmp_path / "tuned")
+    assert not hasattr(model, "peft_config")
