@@ -55,6 +55,19 @@ def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str
     return names
 
 
+def _runtime_args(p: TrainParams, device, seed: int) -> dict:
+    """What SFT and DPO runs share: the device, seeding, and that kpref (not the trainer) saves and logs."""
+    return {
+        "save_strategy": "no",
+        "report_to": "none",  # dvclive is attached as a callback with our own settings
+        "bf16": device.bf16,
+        "use_cpu": device.name == "cpu",
+        "gradient_checkpointing": p.gradient_checkpointing,
+        "seed": seed,
+        "data_seed": seed,
+    }
+
+
 def dpo_rows(records: list[dict]) -> list[dict]:
     """Conversational prompt/chosen/rejected rows from the examples that carry a typed pair."""
     return [
@@ -138,14 +151,8 @@ def train_sft(
             max_length=p.max_length,
             logging_steps=p.logging_steps,
             eval_strategy="epoch" if eval_ds is not None else "no",
-            save_strategy="no",
-            report_to="none",
-            bf16=device.bf16,
-            use_cpu=device.name == "cpu",
-            gradient_checkpointing=p.gradient_checkpointing,
-            seed=seed,
-            data_seed=seed,
             disable_tqdm=False,
+            **_runtime_args(p, device, seed),
         )
         live = _live(live_dir)
         trainer = SFTTrainer(
@@ -204,13 +211,7 @@ def _dpo(model, tok, p: TrainParams, seed: int, device, train_path: Path, lora, 
         lr_scheduler_type="cosine",
         max_length=p.max_length,
         logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
-        save_strategy="no",
-        report_to="none",
-        bf16=device.bf16,
-        use_cpu=device.name == "cpu",
-        gradient_checkpointing=p.gradient_checkpointing,
-        seed=seed,
-        data_seed=seed,
+        **_runtime_args(p, device, seed),
     )
     live = _live(live_dir)
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=Dataset.from_list(rows),
