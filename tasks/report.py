@@ -64,20 +64,26 @@ def plot_loss(live_dir: Path) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # dvclive: the per-log training loss at the top level, evaluation losses under eval/.
+    # dvclive: the per-log training loss at the top level, evaluation losses under eval/, DPO under dpo/.
     metrics_dir = live_dir / "plots" / "metrics"
-    curves = {"train": _read_tsv(metrics_dir / "loss.tsv"), "eval": _read_tsv(metrics_dir / "eval" / "loss.tsv")}
-    if not any(x for x, _ in curves.values()):
+    panels = {
+        "SFT loss": {"train": _read_tsv(metrics_dir / "loss.tsv"), "eval": _read_tsv(metrics_dir / "eval" / "loss.tsv")},
+        "DPO loss": {"train": _read_tsv(live_dir / "dpo" / "plots" / "metrics" / "loss.tsv")},
+    }
+    panels = {k: v for k, v in panels.items() if any(x for x, _ in v.values())}
+    if not panels:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name, (x, y) in curves.items():
-        if x:
-            ax.plot(x, y, marker="o" if len(x) < 5 else None, label=f"{name} loss")
-    ax.set_xlabel("logging step (dvclive)")
-    ax.set_ylabel("loss")
-    ax.set_title("SFT loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 3.5), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for name, (x, y) in curves.items():
+            if x:
+                ax.plot(x, y, marker="o" if len(x) < 5 else None, label=f"{name} loss")
+        ax.set_xlabel("logging step (dvclive)")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     return _png(fig)
 
 
