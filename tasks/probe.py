@@ -15,7 +15,7 @@ from pathlib import Path
 from tasks import prompt
 from tasks.atomic import write_jsonl
 from tasks.errors import KprefError
-from tasks.facts import Relation, collect_facts, read_relations, write_relations
+from tasks.facts import Relation, collect_facts, write_relations
 from tasks.metrics import matches
 from tasks.params import FactsParams, ProbeParams
 from tasks.schema import Fact, read_jsonl
@@ -99,5 +99,3 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
 def load_beliefs(path: str | Path) -> dict[str, str]:
     return {r["key"]: r["belief"] for r in read_jsonl(path)}
 
-
-__all__ = ["write_facts", "load_facts", "run_probe", "facts_to_probe", "read_relations", "load_beliefs"]

@@ -41,16 +41,18 @@ def facts(p: Params, root: Path) -> None:
 
 
 def probe(p: Params, root: Path) -> None:
-    from tasks.probe import facts_to_probe, load_facts, read_relations, run_probe
+    from tasks.facts import read_relations
+    from tasks.probe import DEFAULT_CACHE, facts_to_probe, load_facts, run_probe
 
     facts = facts_to_probe(load_facts(root / FACTS), p.facts.split.ood_relations)
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
-                    root / ".kpref_cache" / "probe")
+                    root / DEFAULT_CACHE)
     log.info("probe: %s", out)
 
 
 def synthesize(p: Params, root: Path) -> None:
-    from tasks.probe import load_beliefs, load_facts, read_relations
+    from tasks.facts import read_relations
+    from tasks.probe import load_beliefs, load_facts
     from tasks.synthesize import split_stats, synthesize as synth, write_splits
 
     splits = synth(load_facts(root / FACTS), read_relations(root / RELATIONS), load_beliefs(root / PROBE),

@@ -21,7 +21,7 @@ import pandas as pd
 from tasks.atomic import atomic_dir, write_json
 from tasks.errors import KprefError
 from tasks.facts import ASSUMPTION_STYLES, read_relations
-from tasks.metrics import normalize
+from tasks.metrics import matches, normalize
 from tasks.params import SETTINGS
 from tasks.schema import SOURCES, read_jsonl
 from tasks.synthesize import CONFLICT_SETTINGS, ERROR_TYPES, SETTING_SOURCE, SPLITS
@@ -56,7 +56,8 @@ def held_out_phrasings(relations_path: str | Path, n: int,
 
 
 def _contains(text: str | None, answer: str | None) -> bool:
-    return bool(text and answer) and f" {normalize(answer)} " in f" {normalize(text)} "
+    # the same whole-word rule evaluation scores answers by; None-safe for absent sources
+    return bool(text and answer) and matches(text, [answer])
 
 
 def _source_text(row) -> list[str]:
