@@ -12,7 +12,8 @@ from typing import Sequence
 
 from tasks import prompt
 from tasks.atomic import write_json, write_jsonl, write_text
-from tasks.metrics import exact_match, followed_source, matches, memorization_ratio, normalize, rate, token_f1
+from tasks.metrics import (answer_residue, exact_match, followed_source, matches, memorization_ratio, normalize,
+                           overlaps, rate, token_f1)
 from tasks.schema import SOURCES, EvalItem, read_jsonl
 
 
@@ -98,35 +99,40 @@ def _same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
     """Does the irrelevant-context answer say what the closed-book answer says?
 
     Answers are compared by the candidate entities they name (the world's answer and the
-    distractor's), falling back to normalised equality when neither names one.
+    distractor's). When neither names one, by what each adds to the question: its first
+    sentence less the question's own words ("The capital of Nepal is Kathi." -> "kathi"), one
+    containing the other as whole words, as answer matching does.
     """
     cands = [a for a in (it.source_answers or {}).values() if a] + list(it.answers)
     named = lambda text: {normalize(c) for c in cands if matches(text, [c])}  # noqa: E731
     a, b = named(pred), named(closed_book)
     if a or b:
         return a == b
+    ra, rb = answer_residue(pred, it.question), answer_residue(closed_book, it.question)
+    if ra and rb:
+        return overlaps(ra, rb)
     return normalize(pred) == normalize(closed_book)
 
 
 def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size: int, max_new_tokens: int,
-                   desc: str) -> Evaluation:
+                   desc: str, precision: str = "auto") -> Evaluation:
     from tasks.modeling import load_model
 
-    model, tok = load_model(model_dir)
+    model, tok = load_model(model_dir, precision=precision)
     return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)
 
 
 def evaluate_stage(test_paths: dict[str, str | Path], models: dict[str, str | Path], batch_size: int,
                    max_new_tokens: int, metrics_path: str | Path = "reports/metrics.json",
                    predictions_dir: str | Path = "reports/predictions",
-                   adherence_csv: str | Path = "reports/plots/adherence.csv") -> dict:
+                   adherence_csv: str | Path = "reports/plots/adherence.csv", precision: str = "auto") -> dict:
     """Every model on every test split: metrics[split][model], plus tuned - base deltas."""
     from tasks.modeling import load_model
 
     splits = {split: [EvalItem.from_example(r) for r in read_jsonl(path)] for split, path in test_paths.items()}
     metrics: dict = {split: {} for split in splits}
     for name, path in models.items():
-        model, tok = load_model(path)  # once per model, for every split
+        model, tok = load_model(path, precision=precision)  # once per model, for every split
         for split, items in splits.items():
             if not items:
                 continue

@@ -30,6 +30,17 @@ def overlaps(a: str, b: str) -> bool:
     return na in nb or nb in na
 
 
+# Words that carry no answer in "X is in Y" / "X's capital is Y" / "the capital of X is known as Y".
+_LINK_WORDS = frozenset("is are was in on of its it s located called known as".split())
+
+
+def answer_residue(prediction: str, question: str) -> str:
+    """The words a prediction's first sentence adds to its question: its answer, as free text."""
+    first = re.split(r"(?<=[.!?])\s|\n", prediction.strip(), maxsplit=1)[0]
+    asked = set(normalize(question).split()) | _LINK_WORDS
+    return " ".join(w for w in normalize(first).split() if w not in asked)
+
+
 def exact_match(prediction: str, golds: Iterable[str]) -> float:
     p = normalize(prediction)
     return float(any(p == normalize(g) for g in golds))

@@ -1,6 +1,7 @@
 """Loading checkpoints safely and choosing the device: shared by every stage that runs a model."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,27 @@ class Device:
         return self.dtype == torch.bfloat16
 
 
-def pick_device(requested: str = "auto") -> Device:
-    """CUDA with bf16 when present, else CPU fp32."""
+def cpu_has_fast_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matrix work runs about twice as fast as fp32 on such CPUs."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def pick_device(requested: str = "auto", precision: str = "auto") -> Device:
+    """CUDA when present, else CPU; bf16 where the hardware does it fast ('auto'), else as asked.
+
+    On CUDA without bf16 'auto' falls back to fp16; on a CPU without bf16 instructions, to fp32.
+    """
     if requested == "cuda" and not torch.cuda.is_available():
         raise KprefError("train.device: 'cuda' requested but no CUDA device is available")
+    explicit = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(precision)
     if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return Device("cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return Device("cpu", torch.float32)
+        auto = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return Device("cuda", explicit or auto)
+    return Device("cpu", explicit or (torch.bfloat16 if cpu_has_fast_bf16() else torch.float32))
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -37,12 +52,13 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: Device | None = None, trust_remote_code: bool = False):
+def load_model(path: str | Path, device: Device | None = None, trust_remote_code: bool = False,
+               precision: str = "auto"):
     """Load a local safetensors checkpoint and its tokenizer (left padding for batched generation)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = check_checkpoint_dir(path)
-    device = device or pick_device()
+    device = device or pick_device(precision=precision)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tok.padding_side = "left"
     if tok.pad_token is None:

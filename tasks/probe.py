@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tasks import prompt
 from tasks.atomic import write_jsonl
 from tasks.errors import KprefError
 from tasks.facts import Relation, collect_facts, write_relations
-from tasks.metrics import matches
+from tasks.metrics import matches, normalize, overlaps
 from tasks.params import FactsParams, ProbeParams
 from tasks.schema import Fact, read_jsonl
 
@@ -72,9 +73,10 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     from tasks.generate import generate
     from tasks.modeling import load_model
 
-    model, tok = load_model(model_dir)
+    model, tok = load_model(model_dir, precision=params.precision)
+    dtype = str(next(model.parameters()).dtype)  # bf16 and fp32 may decode differently: cache each apart
     prompts = [prompt.render(tok, probe_question(f, relations)) for f in facts]
-    keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}".encode()).hexdigest()[:24] for p in prompts]
+    keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}\0{dtype}".encode()).hexdigest()[:24] for p in prompts]
     cache_file = Path(cache_dir) / f"{model_digest(model_dir)}.jsonl"
     cached = _read_cache(cache_file)
     todo = sorted({(k, p) for k, p in zip(keys, prompts) if k not in cached})
@@ -89,6 +91,7 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
         cached.update(new)
     rows = (
         {"key": f.key, "question": probe_question(f, relations), "belief": cached[k],
+         "answer": belief_answer(cached[k], f, relations[f.relation]),
          "correct": matches(cached[k], [f.object, *f.aliases])}
         for f, k in zip(facts, keys)
     )
@@ -96,6 +99,42 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     return {"probed": len(todo), "cached": len(facts) - len(todo)}
 
 
+_MAX_ANSWER_WORDS = 5
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0]
+
+
+def _statement_pattern(statement: str, subject: str) -> re.Pattern:
+    """The relation's statement as a regex: subject fixed, "the" optional, the object captured."""
+    head = statement.rstrip(".").split("{o}")[0]
+    head = re.escape(head).replace(re.escape("{s}"), rf"(?:the\s+)?{re.escape(subject)}")
+    head = re.sub(r"the\\ $|the $", r"(?:the\\s+)?", head)
+    return re.compile(rf"\s*{head}(?P<o>[^.,;:()\n]+?)\s*(?:[.,;:(]|$)", re.IGNORECASE)
+
+
+def belief_answer(belief: str, fact: Fact, relation: Relation) -> str | None:
+    """The answer a closed-book text commits to, or None when it commits to none.
+
+    The world's answer when the text names it (or an alias); else the object slot of the
+    relation's own statement read from the first sentence ("The capital of X is <o>."), the
+    shape the tuned model answers in. A text that states no such slot, or fills it with the
+    subject itself or with more than a short phrase, is rambling: no belief to train on.
+    """
+    if matches(belief, [fact.object, *fact.aliases]):
+        return fact.object
+    m = _statement_pattern(relation.statement, fact.subject).match(_first_sentence(belief))
+    if not m:
+        return None
+    answer = m.group("o").strip(" *\"'`")
+    # "A" or "the" is no answer: nothing is left of it once normalised for matching
+    if not normalize(answer) or len(answer.split()) > _MAX_ANSWER_WORDS or overlaps(answer, fact.subject):
+        return None
+    return answer
+
+
 def load_beliefs(path: str | Path) -> dict[str, str]:
-    return {r["key"]: r["belief"] for r in read_jsonl(path)}
+    """Fact key -> the answer the base model committed to (facts it gave no clean answer to are left out)."""
+    return {r["key"]: r["answer"] for r in read_jsonl(path) if r.get("answer")}
 

@@ -73,7 +73,7 @@ def validate(p: Params, root: Path) -> None:
         held_out_templates=templates, held_out_styles=styles, max_length=p.train.max_length,
         max_examples=p.validate_.max_failed_examples,
     )
-    s = run_validation(root / DATA_DIR, root / VALIDATION, root / DATA_DOCS, gate, root / BASE_DIR)
+    s = run_validation(root / DATA_DIR, root / VALIDATION, root / DATA_DOCS, gate, root / BASE_DIR, root / RELATIONS)
     log.info("data quality gate passed: %d expectations", s["n_expectations"])
 
 
@@ -91,8 +91,9 @@ def evaluate(p: Params, root: Path) -> None:
     from tasks.synthesize import TEST_SPLITS
 
     evaluate_stage({s: root / DATA_DIR / f"{s}.jsonl" for s in TEST_SPLITS},
-                   {"base": root / BASE_DIR, "tuned": root / TUNED_DIR}, p.evaluate.batch_size, p.evaluate.max_new_tokens, root / METRICS, root / PREDICTIONS,
-                   root / ADHERENCE_CSV)
+                   {"base": root / BASE_DIR, "tuned": root / TUNED_DIR}, p.evaluate.batch_size,
+                   p.evaluate.max_new_tokens, root / METRICS, root / PREDICTIONS, root / ADHERENCE_CSV,
+                   p.evaluate.precision)
 
 
 def report(p: Params, root: Path) -> None:

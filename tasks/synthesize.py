@@ -35,6 +35,8 @@ SETTING_SOURCE = {
     "instr_vs_ctx": "instruction",
     "multi_hop": None,  # the edit's carrier: instruction or context
 }
+# What the model is taught to say when its memory holds no answer (synthesize.unknown_belief: abstain).
+ABSTAIN = "I don't know"
 CONFLICT_SETTINGS = ("ctx_counterfactual", "ctx_mixed", "instr_only", "instr_vs_ctx", "instr_irrelevant", "multi_hop")
 
 
@@ -78,6 +80,7 @@ class _Builder:
     p: SynthesizeParams
     phrasing: Phrasing
     test: bool
+    subject_split: str
 
     # -- pieces -------------------------------------------------------------------------------
     def other_object(self, f: Fact, exclude: set[str], use_source_cf: bool = False) -> tuple[str, tuple[str, ...]]:
@@ -108,22 +111,33 @@ class _Builder:
             out.append((self.relations[g.relation].say(g.subject, g.object), g))
         return out
 
-    def contexts(self, relevant: str | None, f: Fact, fmt: str) -> tuple[list[str], Fact | None]:
-        """Render a relevant statement (or none) with distractors in the chosen format."""
-        n_distract = {"sentence": 0, "paragraph": 2, "passages": 2}[fmt] + (1 if relevant is None else 0)
+    def contexts(self, relevant: list[str], f: Fact, fmt: str) -> tuple[list[str], Fact | None]:
+        """Render the relevant statements (or none) with distractors in the chosen format."""
+        n_distract = {"sentence": 0, "paragraph": 2, "passages": 2}[fmt] + (0 if relevant else 1)
         ds = self.distractors(f, n_distract) if n_distract else []
-        passages = ([relevant] if relevant else []) + [d for d, _ in ds]
+        passages = list(relevant) + [d for d, _ in ds]
         self.rng.shuffle(passages)
         first = ds[0][1] if ds else None
-        return ([" ".join(passages)] if fmt == "paragraph" else passages), first
+        return ([" ".join(passages)] if fmt != "passages" else passages), first
 
     def parametric(self, f: Fact) -> tuple[str, tuple[str, ...], str]:
-        """(target, aliases, completion) when the model's own memory should answer."""
-        world = self.relations[f.relation].say(f.subject, f.object)
-        belief = self.beliefs.get(f.key, "").strip()
-        if not self.test and self.p.parametric_target == "model" and belief:
-            return belief, (), belief
-        return f.object, f.aliases, world
+        """(target, aliases, completion) when the model's own memory should answer.
+
+        The completion states the belief in the relation's own words, so the tuned model
+        answers every setting in one shape and its closed-book and irrelevant-context
+        answers can be compared.
+        """
+        rel = self.relations[f.relation]
+        belief = self.beliefs.get(f.key)
+        if self.uses_beliefs and belief and belief != f.object:
+            return belief, (), rel.say(f.subject, belief)
+        if self.uses_beliefs and not belief:  # only reached with unknown_belief 'abstain'
+            return ABSTAIN, (), ABSTAIN + "."
+        return f.object, f.aliases, rel.say(f.subject, f.object)
+
+    @property
+    def uses_beliefs(self) -> bool:
+        return not self.test and self.p.parametric_target == "model"
 
     # -- one example ------------------------------------------------------------------------
     def build(self, setting: str, f: Fact) -> dict:
@@ -141,18 +155,18 @@ class _Builder:
             target, aliases, completion = self.parametric(f)
             source = "parametric"
             if setting == "ctx_irrelevant":
-                contexts, g = self.contexts(None, f, fmt)
+                contexts, g = self.contexts([], f, fmt)
                 uses_ctx = True
                 if g is not None and g.relation == f.relation and not overlaps(g.object, f.object):
                     answers["distractor"] = g.object
                     rejected, error = rel.say(f.subject, g.object), "contextual_overinclusion"
         elif setting == "ctx_support":
             target, aliases = f.object, f.aliases
-            contexts, _ = self.contexts(rel.say(f.subject, f.object), f, fmt)
+            contexts, _ = self.contexts([rel.say(f.subject, f.object)], f, fmt)
             answers["context"], source, uses_ctx = f.object, "context", True
         elif setting in ("ctx_counterfactual", "ctx_mixed", "instr_irrelevant"):
             target, aliases = self.other_object(f, set(), use_source_cf=True)
-            contexts, _ = self.contexts(rel.say(f.subject, target), f, "passages" if setting == "ctx_mixed" else fmt)
+            contexts, _ = self.contexts([rel.say(f.subject, target)], f, "passages" if setting == "ctx_mixed" else fmt)
             answers["context"], source, uses_ctx = target, "context", True
             if setting == "instr_irrelevant":
                 g = self.other_fact(f, {f.subject})
@@ -168,7 +182,7 @@ class _Builder:
             target, aliases = self.other_object(f, set(), use_source_cf=True)
             ctx_obj, _ = self.other_object(f, {target})
             instruction, uses_style = rel.assume(f.subject, target, style), True
-            contexts, _ = self.contexts(rel.say(f.subject, ctx_obj), f, fmt)
+            contexts, _ = self.contexts([rel.say(f.subject, ctx_obj)], f, fmt)
             uses_ctx = True
             answers["instruction"], answers["context"], source = target, ctx_obj, "instruction"
             rejected, error = rel.say(f.subject, ctx_obj), "instruction_neglect"
@@ -191,11 +205,17 @@ class _Builder:
             "bridge": bridge, "rejected": rejected, "error_type": error,
         }
 
+    def hop_ok(self, relation: str, country: str) -> bool:
+        """A second hop the split may state: train only about train subjects, val about train or val
+        ones, so no held-out country's fact rides into training inside a multi-hop prompt."""
+        g = self.by_subject.get((relation, country))
+        allowed = {"train": ("train",), "val": ("train", "val")}.get(self.subject_split)
+        return g is not None and (allowed is None or g.split in allowed)
+
     def multi_hop(self, f: Fact, style: int, fmt: str) -> dict:
         """city -> country -> X: the edit changes the answer only through composition."""
         country = self.by_subject.get(("city_country", f.subject))
-        seconds = sorted(r for r, rel in self.relations.items()
-                         if rel.composed and (r, f.object) in self.by_subject)
+        seconds = sorted(r for r, rel in self.relations.items() if rel.composed and self.hop_ok(r, f.object))
         if country is None or not seconds:
             raise KprefError(f"synthesize: no second hop for {f.subject!r}")
         r2 = self.rng.choice(seconds)
@@ -204,24 +224,29 @@ class _Builder:
         world = hop2.object
         carrier = self.rng.choice(("instruction", "context"))
         if self.rng.random() < 0.5:  # edit the first hop: the city moves to another country
-            others = sorted({c for (r, c) in self.by_subject if r == r2 and c != f.object
+            others = sorted({c for (r, c) in self.by_subject if r == r2 and c != f.object and self.hop_ok(r, c)
                              and not overlaps(self.by_subject[(r, c)].object, world)})
             new_country = self.rng.choice(others)
             edit = (rel1, f.subject, new_country)
             target_fact = self.by_subject[(r2, new_country)]
             target, aliases, bridge = target_fact.object, target_fact.aliases, new_country
+            support = rel2.say(new_country, target)
         else:  # edit the second hop: the country's capital/currency/... changes
             target, aliases = self.other_object(hop2, set())
             edit = (rel2, f.object, target)
             bridge = f.object
+            support = rel1.say(f.subject, f.object)
         erel, es, eo = edit
-        instruction, contexts = None, []
         answers: dict[str, str | None] = {"instruction": None, "context": None, "parametric": world}
+        # The unedited hop comes as a retrieved passage, so the answer is a composition of what
+        # the prompt says rather than a test of the small model's memory of the other hop.
         if carrier == "instruction":
             instruction = erel.assume(es, eo, style)
+            contexts, _ = self.contexts([support], f, fmt)
             error = "instruction_neglect"
         else:
-            contexts, _ = self.contexts(erel.say(es, eo), f, fmt)
+            instruction = None
+            contexts, _ = self.contexts([erel.say(es, eo), support], f, fmt)
             error = "contextual_ignorance"
         answers[carrier] = target
         return {
@@ -230,7 +255,7 @@ class _Builder:
             "target": target, "aliases": list(aliases), "expected_source": carrier, "answers": answers,
             "world_answer": world, "completion": f"The answer is {target}.", "source": f.source,
             "question_template": rel2.composed, "assumption_style": style if carrier == "instruction" else None,
-            "context_format": fmt if carrier == "context" else None, "bridge": bridge,
+            "context_format": fmt, "bridge": bridge,
             "rejected": f"The answer is {world}.", "error_type": error,
         }
 
@@ -277,7 +302,8 @@ def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
         else:
             usable = [f for f in in_split if f.relation not in ood_rel]
         pools: dict[str, list[Fact]] = defaultdict(list)
-        for f in in_split:
+        # distractor passages too: a held-out relation's statements never reach the other splits
+        for f in (in_split if split == "test_ood_relation" else usable):
             pools[f.relation].append(f)
         if split in ("train", "val"):
             counts = allocate({"train": p.n_train, "val": p.n_val}[split], p.mix)
@@ -292,17 +318,27 @@ def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
             if n == 0 or not usable:
                 continue
             cands = usable
-            if setting == "multi_hop":
-                cands = [f for f in usable if f.relation == "city_country" and any(
-                    rel.composed and (r, f.object) in by_subject for r, rel in relations.items())]
-            if split == "test_ood_phrasing":
-                cands = [f for f in cands if len(relations[f.relation].questions) > held_out]
-            if not cands:
-                continue
             rng = random.Random(f"{seed}:{split}:{setting}")
             builder = _Builder(rng, relations, pools, object_pools, by_subject, beliefs, p, phrasing,
-                               test=split.startswith("test"))
-            order = _weighted_order(cands, weights, n, rng)
+                               test=split.startswith("test"), subject_split=subject_split)
+            if setting == "multi_hop":
+                cands = [f for f in usable if f.relation == "city_country" and any(
+                    rel.composed and builder.hop_ok(r, f.object) for r, rel in relations.items())]
+            if split == "test_ood_phrasing":
+                cands = [f for f in cands if len(relations[f.relation].questions) > held_out]
+            if (SETTING_SOURCE[setting] == "parametric" and split in ("train", "val") and p.parametric_target == "model"
+                    and p.unknown_belief == "skip"):
+                # train memory only on what the model committed to closed-book (see probe.belief_answer)
+                cands = [f for f in cands if f.key in beliefs]
+                if not cands:
+                    raise KprefError(f"synthesize: no {split} fact has a closed-book answer from the probe for "
+                                     "synthesize.parametric_target 'model'; check data/probe.jsonl or use 'world'")
+            if not cands:
+                continue
+            # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
+            # and without a distractor, is what teaches the answer not to move
+            order_rng = random.Random(f"{seed}:{split}:closed_book") if setting == "ctx_irrelevant" else rng
+            order = _weighted_order(cands, weights, n, order_rng)
             made = tries = 0
             while made < n:
                 f = order[tries % len(order)]

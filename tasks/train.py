@@ -121,7 +121,7 @@ def train_sft(
     if train_ds is None:
         raise KprefError(f"{Path(data_dir) / 'train.jsonl'}: no training examples")
     eval_ds = _dataset(Path(data_dir) / "val.jsonl")
-    device = pick_device(p.device)
+    device = pick_device(p.device, p.precision)
     set_seed(seed)
 
     tok = AutoTokenizer.from_pretrained(base_dir)
@@ -151,6 +151,7 @@ def train_sft(
             max_length=p.max_length,
             logging_steps=p.logging_steps,
             eval_strategy="epoch" if eval_ds is not None else "no",
+            train_sampling_strategy="group_by_length" if p.group_by_length else "random",
             disable_tqdm=False,
             **_runtime_args(p, device, seed),
         )

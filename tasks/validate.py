@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,26 @@ def held_out_phrasings(relations_path: str | Path, n: int,
     relations = read_relations(relations_path)
     templates = tuple(q for r in relations.values() if len(r.questions) > n for q in r.questions[-n:])
     return templates, tuple(range(n_styles - n, n_styles))
+
+
+def held_out_statements(relations: dict, ood_relations: tuple[str, ...], test_subjects: list[str]) -> re.Pattern | None:
+    """A sentence that states a held-out relation, or any relation of a test subject.
+
+    Distractor passages and instructions are text the model trains on: a test subject or a
+    held-out relation there leaks as surely as in the subject or relation column.
+    """
+    subjects = "|".join(re.escape(s) for s in sorted(test_subjects, key=len, reverse=True))
+    alts = []
+    for name, rel in relations.items():
+        head, _, _ = rel.statement.partition("{o}")
+        if name in ood_relations:
+            alts.append(re.escape(head).replace(re.escape("{s}"), r"[^.\n]+?"))
+        elif subjects:
+            alts.append(re.escape(head).replace(re.escape("{s}"), f"(?:{subjects})"))
+    # a statement starts a passage or sentence, or follows an assumption style's lead-in
+    leads = {s.split("{")[0] for s in ASSUMPTION_STYLES} | {". ", "] ", "\n"}
+    anchor = "|".join(f"(?<={re.escape(x)})" for x in sorted(leads) if x)
+    return re.compile(rf"(?:^|{anchor})(?:{'|'.join(alts)})", re.IGNORECASE) if alts else None
 
 
 def _contains(text: str | None, answer: str | None) -> bool:
@@ -194,6 +215,9 @@ def build_suites(test_subjects: list[str], gate: GateParams, with_tokens: bool):
     for col, values, why in leaks:
         if values:
             train.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(column=col, value_set=values, meta={"why": why}))
+    train.add_expectation(gxe.ExpectColumnValuesToBeInSet(
+        column="no_held_out_text", value_set=[True],
+        meta={"why": "no context or instruction in train/val states a test subject's fact or a held-out relation"}))
 
     balance = gx.ExpectationSuite(name="kpref_balance")
     balance.add_expectation(gxe.ExpectColumnValuesToBeInSet(
@@ -239,7 +263,7 @@ def load_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str | Path, gate: GateParams,
-                   tokenizer_dir: str | Path | None = None) -> dict:
+                   tokenizer_dir: str | Path | None = None, relations_path: str | Path | None = None) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -257,6 +281,12 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
     all_df = derive_checks(all_df, tokenizer, gate.max_length)
     train_df = all_df[all_df["split"].isin(["train", "val"])].reset_index(drop=True)
     test_subjects = sorted(set(all_df.loc[all_df["split"].str.startswith("test"), "subject"]))
+    leak = held_out_statements(read_relations(relations_path), gate.ood_relations, test_subjects) \
+        if relations_path is not None else None
+    train_df["no_held_out_text"] = [
+        not (leak and any(leak.search(x) for x in [*c, i if isinstance(i, str) else ""]))
+        for c, i in zip(train_df["contexts"], train_df["instruction"])
+    ]
     balance_df = balance_table(train_df, gate)
 
     ctx = gx.get_context(mode="ephemeral")

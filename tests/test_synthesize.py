@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from tasks.atomic import write_jsonl
+from tasks.errors import KprefError
 from tasks.facts import ASSUMPTION_STYLES
 from tasks.params import SETTINGS, SynthesizeParams
-from tasks.synthesize import ERROR_TYPES, allocate, synthesize, write_splits
+from tasks.synthesize import ABSTAIN, ERROR_TYPES, allocate, synthesize, write_splits
 from tasks.validate import CHECK_COLUMNS, derive_checks
 
 P = SynthesizeParams(n_train=180, n_val=27, n_test_per_setting=4, n_ood_per_setting=3)
@@ -108,11 +109,30 @@ def test_dpo_pairs_typed_and_capped(small_world, facts_params):
 
 
 def test_parametric_targets(small_world, facts_params):
-    s = _run(small_world, facts_params)
-    cb_train = next(r for r in s["train"] if r["setting"] == "closed_book")
-    cb_test = next(r for r in s["test"] if r["setting"] == "closed_book")
-    assert cb_train["target"].startswith("I think ")
+    facts, relations = small_world
+    known = {f.key for f in facts[::2]}
+    beliefs = {f.key: f.object if f.key in known else "Atlantis" for f in facts[::2] + facts[1::4]}
+    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
+    skip = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs=beliefs)
+    memory = [r for r in skip["train"] + skip["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    assert memory and all(key(r) in beliefs for r in memory)  # only facts the model answered
+    wrong = [r for r in memory if r["target"] != r["world_answer"]]
+    assert wrong and all(r["target"] == "Atlantis" for r in wrong)
+    assert all(r["completion"] == relations[r["relation"]].say(r["subject"], "Atlantis") for r in wrong)
+    cb_test = next(r for r in skip["test"] if r["setting"] == "closed_book")
     assert cb_test["target"] == cb_test["world_answer"]
+    with pytest.raises(KprefError, match="closed-book answer from the probe"):
+        _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs={})
+
+    abstain = _run(small_world, facts_params, beliefs=beliefs)
+    memory = [r for r in abstain["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    unknown = [r for r in memory if key(r) not in beliefs]
+    assert unknown and all(r["target"] == ABSTAIN and r["completion"] == ABSTAIN + "." for r in unknown)
+    assert all(r["answers"]["parametric"] == r["target"] for r in memory)
+    # the irrelevant-context examples ask the closed-book facts again, with a distractor
+    cb = {key(r) for r in memory if r["setting"] == "closed_book"}
+    irr = [key(r) for r in memory if r["setting"] == "ctx_irrelevant"]
+    assert sum(k in cb for k in irr) >= 0.8 * len(irr)
     w = _run(small_world, facts_params, P.model_copy(update={"parametric_target": "world"}))
     assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 
@@ -156,3 +176,33 @@ def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_worl
     with pytest.raises(KprefError, match=r"probe.jsonl:2: not valid JSON"):
         synthesize_stage(Params(), tmp_path)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]
+
+
+@pytest.mark.parametrize("belief, answer", [
+    ("The capital of Peru is Lima.", "Lima"),  # the world's answer, wherever it is named
+    ("Peru's capital, Lima, is large.", "Lima"),
+    ("The capital of Peru is Cuzco. It was the Inca capital.", "Cuzco"),
+    ("The capital of peru is **Cuzco**", "Cuzco"),
+    ("The capital of the Peru is Cuzco (the old one).", "Cuzco"),
+    ("Peru is a country in South America.", None),  # commits to no capital
+    ("The capital of Peru is Peru.", None),  # the subject is no answer
+    ("The capital of Peru is A.", None),  # nothing left once normalised
+    ("The capital of Peru is a city with a long and very old history", None),  # rambling
+])
+def test_belief_answer_reads_the_committed_answer(belief, answer):
+    from tasks.facts import BUILTIN_RELATIONS
+    from tasks.probe import belief_answer
+    from tasks.schema import Fact
+
+    fact = Fact("Peru", "capital", "Lima", "city", "countries", aliases=("Lima City",))
+    assert belief_answer(belief, fact, BUILTIN_RELATIONS["capital"]) == answer
+
+
+def test_belief_answer_reads_currency_statements():
+    from tasks.facts import BUILTIN_RELATIONS
+    from tasks.probe import belief_answer
+    from tasks.schema import Fact
+
+    fact = Fact("Chile", "currency", "Peso", "currency", "countries")
+    assert belief_answer("The currency of Chile is the Escudo.", fact, BUILTIN_RELATIONS["currency"]) == "Escudo"
+    assert belief_answer("The currency of Chile is Escudo.", fact, BUILTIN_RELATIONS["currency"]) == "Escudo"

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from tasks.errors import KprefError
 from tasks.evaluate import _same_answer, evaluate_items, evaluate_stage
 from tasks.modeling import load_model
 from tasks.params import SETTINGS, SynthesizeParams, TrainParams
@@ -93,6 +94,9 @@ def test_same_answer_compares_named_entities():
     assert not _same_answer("It is Santiago.", "Lima", it)
     assert _same_answer("I do not know", "I do not know.", it)
     assert not _same_answer("I do not know", "No idea", it)
+    # neither names a candidate: compared by what each adds to the question
+    assert _same_answer("The capital of Peru is Cuzco.", "The capital of Peru is known as Cuzco. It is old.", it)
+    assert not _same_answer("The capital of Peru is Cuzco.", "The capital of Peru is Arequipa.", it)
 
 
 def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
@@ -116,3 +120,18 @@ def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
     model, _ = load_model(tmp_path / "tuned")
     assert not hasattr(model, "peft_config")
+
+
+def test_pick_device_precision():
+    import torch
+
+    from tasks.modeling import cpu_has_fast_bf16, pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU rules only")
+    assert pick_device("cpu", "fp32").dtype == torch.float32
+    assert pick_device("auto", "bf16").dtype == torch.bfloat16
+    auto = pick_device("auto", "auto")
+    assert auto.name == "cpu" and auto.dtype == (torch.bfloat16 if cpu_has_fast_bf16() else torch.float32)
+    with pytest.raises(KprefError, match="'cuda' requested"):
+        pick_device("cuda")

@@ -18,13 +18,14 @@ def world(small_world, facts_params, tmp_path):
     templates, styles = held_out_phrasings(tmp_path / "relations.json", 1)
     gate = GateParams(mix=P.mix, ood_relations=("subregion",), held_out_templates=templates,
                       held_out_styles=styles)
-    return synthesize(facts, relations, {}, P, facts_params, seed=0), gate
+    beliefs = {f.key: f.object for f in facts}  # a model that knows every fact
+    return synthesize(facts, relations, beliefs, P, facts_params, seed=0), gate
 
 
 def _run(tmp_path, splits, gate, tokenizer_dir=None):
     write_splits(splits, tmp_path / "data")
     return run_validation(tmp_path / "data", tmp_path / "reports/validation.json", tmp_path / "reports/data_docs",
-                          gate, tokenizer_dir)
+                          gate, tokenizer_dir, tmp_path / "relations.json")
 
 
 def _failed(tmp_path, splits, gate, tokenizer_dir=None):
@@ -68,6 +69,22 @@ def test_leaked_ood_relation_and_phrasing_fail(tmp_path, world):
     _, failed = _failed(tmp_path, splits, gate)
     assert {("expect_column_values_to_not_be_in_set", c) for c in
             ("relation", "question_template", "assumption_style")} <= failed
+
+
+def test_held_out_statements_in_context_fail(tmp_path, world):
+    splits, gate = world
+    ctx_rows = [r for r in splits["train"] if r["contexts"]]
+    test_subject = splits["test"][0]["subject"]
+    ctx_rows[0]["contexts"] = [*ctx_rows[0]["contexts"], "Peru is part of South America."]  # held-out relation
+    ctx_rows[1]["contexts"] = [*ctx_rows[1]["contexts"], f"The capital of Greater {test_subject} is Nowhere."]
+    ctx_rows[2]["contexts"] = [*ctx_rows[2]["contexts"], f"The capital of {test_subject} is Somewhere."]
+    instr = next(r for r in splits["train"] if r["setting"] == "instr_only")
+    instr["instruction"] = f"Suppose the capital of {test_subject} is Elsewhere."
+    msg, failed = _failed(tmp_path, splits, gate)
+    assert ("expect_column_values_to_be_in_set", "no_held_out_text") in failed
+    line = next(x for x in msg.splitlines() if "no_held_out_text" in x)
+    assert all(r["id"] in line for r in (ctx_rows[0], ctx_rows[2], instr))
+    assert "3 unexpected" in line  # "Greater <subject>" is another subject: no leak
 
 
 def test_unbalanced_mix_fails(tmp_path, world):
