@@ -163,7 +163,7 @@ class SynthesizeParams(_Strict):
         description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.",
     )
     unknown_belief: Literal["abstain", "skip"] = Field(
-        "abstain",
+        "skip",
         description="With parametric_target 'model', a fact the base model gave no clean closed-book answer to: "
                     "train it to say it does not know, or leave it out of the parametric settings.",
     )

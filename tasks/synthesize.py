@@ -253,10 +253,12 @@ class _Builder:
             "setting": "multi_hop", "subject": f.subject, "relation": f"city_country+{r2}",
             "question": rel2.composed.format(s=f.subject), "instruction": instruction, "contexts": contexts,
             "target": target, "aliases": list(aliases), "expected_source": carrier, "answers": answers,
-            "world_answer": world, "completion": f"The answer is {target}.", "source": f.source,
+            # the completion names the bridge first ("The capital of Spain is Madrid."): the composition
+            # is spelled out in the relation's own words, the shape of every other answer
+            "world_answer": world, "completion": rel2.say(bridge, target), "source": f.source,
             "question_template": rel2.composed, "assumption_style": style if carrier == "instruction" else None,
             "context_format": fmt, "bridge": bridge,
-            "rejected": f"The answer is {world}.", "error_type": error,
+            "rejected": rel2.say(f.object, world), "error_type": error,
         }
 
 

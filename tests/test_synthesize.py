@@ -124,7 +124,7 @@ def test_parametric_targets(small_world, facts_params):
     with pytest.raises(KprefError, match="closed-book answer from the probe"):
         _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs={})
 
-    abstain = _run(small_world, facts_params, beliefs=beliefs)
+    abstain = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "abstain"}), beliefs=beliefs)
     memory = [r for r in abstain["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
     unknown = [r for r in memory if key(r) not in beliefs]
     assert unknown and all(r["target"] == ABSTAIN and r["completion"] == ABSTAIN + "." for r in unknown)
