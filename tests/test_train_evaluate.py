@@ -15,8 +15,9 @@ from tasks.train import train_sft
 def trained(tiny_model_dir, small_world, facts_params, tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     facts, relations = small_world
-    s = synthesize(facts, relations, {}, SynthesizeParams(n_train=24, n_val=9, n_test_per_setting=2,
-                                                          n_ood_per_setting=1), facts_params, seed=0)
+    beliefs = {f.key: f.object for f in facts}  # a model that knows every fact
+    s = synthesize(facts, relations, beliefs, SynthesizeParams(n_train=24, n_val=9, n_test_per_setting=2,
+                                                               n_ood_per_setting=1), facts_params, seed=0)
     write_splits(s, root / "data")
     p = TrainParams.model_validate(
         {"max_steps": 3, "batch_size": 4, "logging_steps": 1, "lora": {"r": 4, "alpha": 8, "top_layers": 1}}
