@@ -44,6 +44,12 @@ class Relation:
     def say(self, s: str, o: str) -> str:
         return self.statement.format(s=s, o=o)
 
+    def head_pattern(self, subject_re: str) -> str:
+        """The statement up to its object as a regex, `subject_re` where the subject goes
+        ("The capital of {s} is " -> r"The\ capital\ of\ <subject_re>\ is\ ")."""
+        head = self.statement.partition("{o}")[0]
+        return re.escape(head).replace(re.escape("{s}"), subject_re)
+
     def assume(self, s: str, o: str, style: int) -> str:
         clause = self.say(s, o).rstrip(".")
         # mid-sentence, "The capital of..." becomes "the capital of..."; a leading subject keeps its case

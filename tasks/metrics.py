@@ -34,11 +34,15 @@ def overlaps(a: str, b: str) -> bool:
 _LINK_WORDS = frozenset("is are was in on of its it s located called known as".split())
 
 
+def first_sentence(text: str) -> str:
+    """Up to the first sentence end or line break: where a generated answer commits itself."""
+    return re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0]
+
+
 def answer_residue(prediction: str, question: str) -> str:
     """The words a prediction's first sentence adds to its question: its answer, as free text."""
-    first = re.split(r"(?<=[.!?])\s|\n", prediction.strip(), maxsplit=1)[0]
     asked = set(normalize(question).split()) | _LINK_WORDS
-    return " ".join(w for w in normalize(first).split() if w not in asked)
+    return " ".join(w for w in normalize(first_sentence(prediction)).split() if w not in asked)
 
 
 def exact_match(prediction: str, golds: Iterable[str]) -> float:

@@ -17,7 +17,7 @@ from tasks import prompt
 from tasks.atomic import write_jsonl
 from tasks.errors import KprefError
 from tasks.facts import Relation, collect_facts, write_relations
-from tasks.metrics import matches, normalize, overlaps
+from tasks.metrics import first_sentence, matches, normalize, overlaps
 from tasks.params import FactsParams, ProbeParams
 from tasks.schema import Fact, read_jsonl
 
@@ -102,14 +102,9 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
 _MAX_ANSWER_WORDS = 5
 
 
-def _first_sentence(text: str) -> str:
-    return re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0]
-
-
-def _statement_pattern(statement: str, subject: str) -> re.Pattern:
+def _statement_pattern(relation: Relation, subject: str) -> re.Pattern:
     """The relation's statement as a regex: subject fixed, "the" optional, the object captured."""
-    head = statement.rstrip(".").split("{o}")[0]
-    head = re.escape(head).replace(re.escape("{s}"), rf"(?:the\s+)?{re.escape(subject)}")
+    head = relation.head_pattern(rf"(?:the\s+)?{re.escape(subject)}")
     head = re.sub(r"the\\ $|the $", r"(?:the\\s+)?", head)
     return re.compile(rf"\s*{head}(?P<o>[^.,;:()\n]+?)\s*(?:[.,;:(]|$)", re.IGNORECASE)
 
@@ -124,7 +119,7 @@ def belief_answer(belief: str, fact: Fact, relation: Relation) -> str | None:
     """
     if matches(belief, [fact.object, *fact.aliases]):
         return fact.object
-    m = _statement_pattern(relation.statement, fact.subject).match(_first_sentence(belief))
+    m = _statement_pattern(relation, fact.subject).match(first_sentence(belief))
     if not m:
         return None
     answer = m.group("o").strip(" *\"'`")

@@ -65,11 +65,10 @@ def held_out_statements(relations: dict, ood_relations: tuple[str, ...], test_su
     subjects = "|".join(re.escape(s) for s in sorted(test_subjects, key=len, reverse=True))
     alts = []
     for name, rel in relations.items():
-        head, _, _ = rel.statement.partition("{o}")
         if name in ood_relations:
-            alts.append(re.escape(head).replace(re.escape("{s}"), r"[^.\n]+?"))
+            alts.append(rel.head_pattern(r"[^.\n]+?"))
         elif subjects:
-            alts.append(re.escape(head).replace(re.escape("{s}"), f"(?:{subjects})"))
+            alts.append(rel.head_pattern(f"(?:{subjects})"))
     # a statement starts a passage or sentence, or follows an assumption style's lead-in
     leads = {s.split("{")[0] for s in ASSUMPTION_STYLES} | {". ", "] ", "\n"}
     anchor = "|".join(f"(?<={re.escape(x)})" for x in sorted(leads) if x)
