@@ -63,7 +63,8 @@ def verdicts(metrics: dict) -> tuple[list[str], bool]:
             ok &= ts[s] >= 0.95
     rob = t.get("irrelevant_robustness")
     lines.append(f"- irrelevant-context robustness: tuned {rob} (base {b.get('irrelevant_robustness')}, "
-                 "target >= 0.90)")
+                 "target >= 0.90); on facts it answers right closed-book: "
+                 f"{t.get('irrelevant_robustness_known')} (base {b.get('irrelevant_robustness_known')})")
     ok &= (rob or 0) >= 0.90
     drop = b["closed_book_accuracy"] - t["closed_book_accuracy"]
     lines.append(f"- closed-book accuracy: base {b['closed_book_accuracy']}, tuned {t['closed_book_accuracy']} "

@@ -77,9 +77,13 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     irr = [p for p in preds if "closed_book_prediction" in p]
     if irr:
         # Same answer as closed book: either both state the same gold/other answer, or verbatim equal.
-        m["irrelevant_robustness"] = rate(
-            [_same_answer(p["prediction"], p["closed_book_prediction"], it) for it, p in zip(items, preds) if p in irr]
-        )
+        same = [(_same_answer(p["prediction"], p["closed_book_prediction"], it), matches(p["closed_book_prediction"],
+                                                                                        it.answers))
+                for it, p in zip(items, preds) if p in irr]
+        m["irrelevant_robustness"] = rate([s for s, _ in same])
+        # the same on facts the model answers right closed-book: a made-up answer to a fact it never
+        # knew moves with any change to the prompt, a known one should not
+        m["irrelevant_robustness_known"] = rate([s for s, known in same if known])
     cf = [(it, p) for it, p in zip(items, preds) if it.setting == "ctx_counterfactual" and it.source_answers]
     if cf:
         m["memorization_ratio"] = memorization_ratio(

@@ -71,6 +71,18 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
                  ("What is the currency of {s}?", "Which currency is used in {s}?",
                   "What money do people pay with in {s}?", "{s} uses which currency?"),
                  "The currency of {s} is the {o}.", "Which currency is used in the country where {s} is located?"),
+        Relation("currency_code", "currency_code",
+                 ("What is the currency code of {s}?", "Which three-letter code does the currency of {s} have?",
+                  "What is the ISO 4217 code of the money used in {s}?", "{s} has which currency code?"),
+                 "The currency code of {s} is {o}."),
+        Relation("tld", "internet_domain",
+                 ("What is the internet domain of {s}?", "Which top-level domain belongs to {s}?",
+                  "What do web addresses in {s} end with?", "{s} has which internet domain?"),
+                 "The internet domain of {s} is {o}."),
+        Relation("calling_code", "calling_code",
+                 ("What is the calling code of {s}?", "Which international dialling code belongs to {s}?",
+                  "What number do you dial first to phone {s}?", "{s} has which calling code?"),
+                 "The calling code of {s} is +{o}."),
         Relation("continent", "continent",
                  ("Which continent is {s} in?", "On which continent is {s} located?",
                   "{s} lies on which continent?", "Name the continent of {s}."),
@@ -149,7 +161,10 @@ class CountriesSource:
         for iso in sorted(countries):
             c = countries[iso]
             objects = {"capital": c["capital"].strip(), "currency": c["currencyname"].strip(),
-                       "continent": _CONTINENTS.get(c["continentcode"], "")}
+                       "continent": _CONTINENTS.get(c["continentcode"], ""),
+                       "currency_code": c["currencycode"].strip(), "tld": c["tld"].strip(),
+                       # "+1-809 and 1-829": the first number is the one people dial
+                       "calling_code": c["phone"].strip().lstrip("+").split(" ")[0]}
             for rel in self.relation_names:
                 obj = objects[rel]
                 if obj:

@@ -55,7 +55,8 @@ class _Source(_Strict):
 
 
 class CountriesSource(_Source):
-    relations: tuple[Literal["capital", "currency", "continent"], ...] = COUNTRY_RELATIONS
+    relations: tuple[Literal["capital", "currency", "continent", "currency_code", "tld", "calling_code"], ...] = (
+        COUNTRY_RELATIONS)
     min_population: int = Field(0, ge=0, description="Drop countries below this population.")
 
     @field_validator("relations")
@@ -162,10 +163,11 @@ class SynthesizeParams(_Strict):
         "model",
         description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.",
     )
-    unknown_belief: Literal["abstain", "skip"] = Field(
+    unknown_belief: Literal["abstain", "skip", "world"] = Field(
         "skip",
         description="With parametric_target 'model', a fact the base model gave no clean closed-book answer to: "
-                    "train it to say it does not know, or leave it out of the parametric settings.",
+                    "train it to say it does not know, leave it out of the parametric settings, or train the "
+                    "world's answer.",
     )
     pairs: PairParams = PairParams()
 

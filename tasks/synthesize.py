@@ -131,7 +131,7 @@ class _Builder:
         belief = self.beliefs.get(f.key)
         if self.uses_beliefs and belief and belief != f.object:
             return belief, (), rel.say(f.subject, belief)
-        if self.uses_beliefs and not belief:  # only reached with unknown_belief 'abstain'
+        if self.uses_beliefs and not belief and self.p.unknown_belief == "abstain":
             return ABSTAIN, (), ABSTAIN + "."
         return f.object, f.aliases, rel.say(f.subject, f.object)
 

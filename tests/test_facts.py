@@ -43,6 +43,18 @@ def test_sources_cover_several_relations():
     assert all(len(s) == 1 for s in subjects.values()), "a subject lives in exactly one split"
 
 
+def test_country_code_relations():
+    from tasks.facts import BUILTIN_RELATIONS, CountriesSource
+
+    facts = {(f.subject, f.relation): f.object
+             for f in CountriesSource(("currency_code", "tld", "calling_code")).facts()}
+    assert facts[("Finland", "currency_code")] == "EUR"
+    assert facts[("Finland", "tld")] == ".fi"
+    assert facts[("Finland", "calling_code")] == "358"
+    assert facts[("Dominican Republic", "calling_code")] == "1-809"  # "+1-809 and 1-829": the first
+    assert BUILTIN_RELATIONS["calling_code"].say("Finland", "358") == "The calling code of Finland is +358."
+
+
 def test_user_facts_csv_and_jsonl(tmp_path, templates):
     csv_path = tmp_path / "facts.csv"
     csv_path.write_text("subject,relation,object,aliases\nParis,river_of,Seine,Seine River|La Seine\n")

@@ -133,6 +133,11 @@ def test_parametric_targets(small_world, facts_params):
     cb = {key(r) for r in memory if r["setting"] == "closed_book"}
     irr = [key(r) for r in memory if r["setting"] == "ctx_irrelevant"]
     assert sum(k in cb for k in irr) >= 0.8 * len(irr)
+    fill = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "world"}), beliefs=beliefs)
+    memory = [r for r in fill["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    unknown = [r for r in memory if key(r) not in beliefs]
+    assert unknown and all(r["target"] == r["world_answer"] for r in unknown)  # no belief: the world's answer
+    assert any(r["target"] == "Atlantis" for r in memory if key(r) in beliefs)  # a belief, even wrong, stays
     w = _run(small_world, facts_params, P.model_copy(update={"parametric_target": "world"}))
     assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 

@@ -4,6 +4,7 @@ import pytest
 
 from tasks.errors import KprefError
 from tasks.evaluate import _same_answer, evaluate_items, evaluate_stage
+from tasks.metrics import matches
 from tasks.modeling import load_model
 from tasks.params import SETTINGS, SynthesizeParams, TrainParams
 from tasks.schema import EvalItem
@@ -106,6 +107,8 @@ def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
     p = ev.predictions[0]
     same = _same_answer(p["prediction"], p["closed_book_prediction"], _irrelevant_item())
     assert ev.metrics["irrelevant_robustness"] == float(same)
+    known = matches(p["closed_book_prediction"], _irrelevant_item().answers)
+    assert ev.metrics["irrelevant_robustness_known"] == (float(same) if known else None)
     assert ev.metrics["adherence_by_setting"] == {"ctx_irrelevant": float(p["correct"])}
 
 
