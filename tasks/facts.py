@@ -430,8 +430,10 @@ def collect_facts(params, seed: int = 0) -> tuple[list[Fact], dict[str, Relation
     for src, _ in sources_from_params(params):
         relations.update(src.relations())
         for f in src.facts():
-            # "What is the capital of Singapore?" names its own answer: no conflict can be posed on it
-            if f" {normalize(f.object)} " in f" {normalize(f.subject)} ":
+            # "What is the capital of Singapore?" names its own answer: no conflict can be posed on it;
+            # an object that normalises to nothing (".an": punctuation and an article) no answer can match
+            obj = normalize(f.object)
+            if not obj or f" {obj} " in f" {normalize(f.subject)} ":
                 continue
             facts.setdefault(f.key, f)
     unknown = sorted(set(params.split.ood_relations) - set(relations))

@@ -53,6 +53,11 @@ def test_country_code_relations():
     assert facts[("Finland", "calling_code")] == "358"
     assert facts[("Dominican Republic", "calling_code")] == "1-809"  # "+1-809 and 1-829": the first
     assert BUILTIN_RELATIONS["calling_code"].say("Finland", "358") == "The calling code of Finland is +358."
+    params = FactsParams.model_validate({"sources": {"countries": {"relations": ["tld"]}, "cities": {"enabled": False},
+                                                     "countryinfo": {"enabled": False},
+                                                     "pycountry": {"enabled": False}}, "split": {"ood_relations": []}})
+    tlds = {f.subject: f.object for f in collect_facts(params)[0]}
+    assert tlds["Finland"] == ".fi" and "Netherlands Antilles" not in tlds  # ".an" normalises to nothing
 
 
 def test_user_facts_csv_and_jsonl(tmp_path, templates):
