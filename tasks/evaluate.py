@@ -74,12 +74,11 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     }
     if "closed_book" in by_setting:
         m["closed_book_accuracy"] = rate(by_setting["closed_book"])
-    irr = [p for p in preds if "closed_book_prediction" in p]
+    irr = [(it, p) for it, p in zip(items, preds) if "closed_book_prediction" in p]
     if irr:
-        # Same answer as closed book: either both state the same gold/other answer, or verbatim equal.
-        same = [(_same_answer(p["prediction"], p["closed_book_prediction"], it), matches(p["closed_book_prediction"],
-                                                                                        it.answers))
-                for it, p in zip(items, preds) if p in irr]
+        # (irrelevant-context answer says what the closed-book one says, closed-book answer is right)
+        same = [(_same_answer(p["prediction"], p["closed_book_prediction"], it),
+                 matches(p["closed_book_prediction"], it.answers)) for it, p in irr]
         m["irrelevant_robustness"] = rate([s for s, _ in same])
         # the same on facts the model answers right closed-book: a made-up answer to a fact it never
         # knew moves with any change to the prompt, a known one should not

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tasks.errors import KprefError
-from tasks.facts import MquakeSource, UserFactsSource, collect_facts, load_templates
+from tasks.facts import (BUILTIN_RELATIONS, CountriesSource, MquakeSource, UserFactsSource, collect_facts,
+                         load_templates)
 from tasks.params import FactsParams
 
 TEMPLATES = """
@@ -44,8 +45,6 @@ def test_sources_cover_several_relations():
 
 
 def test_country_code_relations():
-    from tasks.facts import BUILTIN_RELATIONS, CountriesSource
-
     facts = {(f.subject, f.relation): f.object
              for f in CountriesSource(("currency_code", "tld", "calling_code")).facts()}
     assert facts[("Finland", "currency_code")] == "EUR"
