@@ -94,6 +94,47 @@ def _live(live_dir: str | Path):
         ) from None
 
 
+def completion_logits(model, inputs: dict, autocast) -> tuple:
+    """Logits of the positions that predict a completion token, and those tokens.
+
+    Only these positions go through the LM head. SmolLM2's head (49k x 576) is a quarter of a
+    training step's FLOPs, and a completion is a sixth of an example's tokens; TRL's fused head
+    keeps to them only on Triton devices, and on the CPU scores every position in fp32.
+    """
+    labels = inputs["labels"][:, 1:]
+    mask = labels != -100
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    with autocast():
+        hidden = base.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1][mask]
+        logits = base.get_output_embeddings()(hidden)
+    return logits.float(), labels[mask]
+
+
+def _completion_head_trainer():
+    """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
+    1.43x faster steps on CPU, the same loss (benchmarks/train_step_results.md)."""
+    import torch
+    from trl import SFTTrainer
+
+    class CompletionHeadSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if return_outputs:  # callers that want the full logits get TRL's own path
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            logits, target = completion_logits(model, inputs, self.accelerator.autocast)
+            logp = torch.log_softmax(logits, -1)
+            nll = -logp.gather(-1, target[:, None]).sum()
+            n = target.numel() if num_items_in_batch is None else num_items_in_batch
+            with torch.no_grad():  # the curves TRL logs for SFT
+                valid = max(target.numel(), 1)
+                metrics = self._metrics["train" if model.training else "eval"]
+                metrics["entropy"].append(-(logp.exp() * logp).sum().item() / valid)
+                metrics["mean_token_accuracy"].append((logp.argmax(-1) == target).sum().item() / valid)
+            return nll / torch.as_tensor(n).clamp(min=1)
+
+    return CompletionHeadSFTTrainer
+
+
 def _dataset(path: Path):
     from datasets import Dataset
 
@@ -156,7 +197,9 @@ def train_sft(
             **_runtime_args(p, device, seed),
         )
         live = _live(live_dir)
-        trainer = SFTTrainer(
+        # On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does
+        trainer_cls = SFTTrainer if device.name == "cuda" else _completion_head_trainer()
+        trainer = trainer_cls(
             model=model,
             args=config,
             train_dataset=train_ds,

@@ -40,6 +40,40 @@ def test_sft_writes_adapter_merged_model_and_curves(trained):
     assert (root / "live" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
 
 
+def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path):
+    """The CPU trainer projects only completion positions; its loss, gradient and curves must be TRL's."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from tasks.schema import read_jsonl
+    from tasks.train import _completion_head_trainer, sft_rows
+
+    root, _ = trained
+    ds = Dataset.from_list(sft_rows(read_jsonl(root / "data" / "train.jsonl")[:6]))
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    # fp32: outside train() TRL's forward is not yet under the trainer's autocast, ours always is
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    losses, grads = [], []
+    for cls in (SFTTrainer, _completion_head_trainer()):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+        lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompt masked, completion not
+        trainer.model.train()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+        assert trainer._metrics["train"]["mean_token_accuracy"]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
 def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
     root, _ = trained
     from safetensors.torch import load_file
