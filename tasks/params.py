@@ -169,6 +169,11 @@ class SynthesizeParams(_Strict):
                     "train it to say it does not know, leave it out of the parametric settings, or train the "
                     "world's answer.",
     )
+    typed_beliefs: bool = Field(
+        False,
+        description="With parametric_target 'model', count a belief only when it names an object of the relation's "
+                    "type (a real currency for a currency); a made-up one counts as no answer (see unknown_belief).",
+    )
     pairs: PairParams = PairParams()
 
     @field_validator("mix")

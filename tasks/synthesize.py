@@ -292,6 +292,8 @@ def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
     for f in facts:
         objects[f.relation].setdefault(f.object, f.aliases)
     object_pools = {rel: sorted(objs.items()) for rel, objs in objects.items()}
+    if p.typed_beliefs:
+        beliefs = typed(beliefs, facts, object_pools)
     by_subject = {(f.relation, f.subject): f for f in facts}
     weights = {src: w for src, w in _source_weights(facts_params).items()}
 
@@ -360,6 +362,16 @@ def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
             cap_pairs(rows, p.pairs.max_type_ratio, seed)
         out[split] = rows
     return out
+
+
+def typed(beliefs: dict[str, str], facts: list[Fact], objects: dict[str, list[tuple[str, tuple[str, ...]]]]
+          ) -> dict[str, str]:
+    """The beliefs that name an object of their relation's type (any fact's object or alias):
+    "Port-au-Prince" for Guinea's capital stays, a made-up "Musandam" or "AZA-3" goes."""
+    relation = {f.key: f.relation for f in facts}
+    names = {rel: [n for o, aliases in objs for n in (o, *aliases)] for rel, objs in objects.items()}
+    return {k: b for k, b in beliefs.items()
+            if k in relation and any(overlaps(b, n) for n in names.get(relation[k], ()))}
 
 
 def _source_weights(facts_params: FactsParams) -> dict[str, float]:

@@ -142,6 +142,22 @@ def test_parametric_targets(small_world, facts_params):
     assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 
 
+def test_typed_beliefs_drop_made_up_answers(small_world, facts_params):
+    facts, relations = small_world
+    # a wrong but real answer (another subject's object) and a made-up one, alternately
+    beliefs = {f.key: (facts[(i + 1) % len(facts)].object if i % 2 else "Atlantis") for i, f in enumerate(facts)
+               if f.relation == facts[(i + 1) % len(facts)].relation}
+    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
+    typed = _run(small_world, facts_params, P.model_copy(update={"typed_beliefs": True, "unknown_belief": "world"}),
+                 beliefs=beliefs)
+    memory = [r for r in typed["train"] + typed["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    assert memory and not any(r["target"] == "Atlantis" for r in memory)  # made up: counts as no answer
+    assert any(r["target"] == beliefs[key(r)] != r["world_answer"] for r in memory if key(r) in beliefs)
+    assert all(r["target"] == r["world_answer"] for r in memory if beliefs.get(key(r)) == "Atlantis")
+    untyped = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "world"}), beliefs=beliefs)
+    assert any(r["target"] == "Atlantis" for r in untyped["train"] if r["setting"] == "closed_book")
+
+
 def test_splits_load_as_datasets(small_world, facts_params, tmp_path):
     from tasks.schema import load_splits
 
