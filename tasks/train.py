@@ -111,6 +111,18 @@ def completion_logits(model, inputs: dict, autocast) -> tuple:
     return logits.float(), labels[mask]
 
 
+# config fields by which some models scale or cap their logits after the head (Gemma 2, Granite,
+# Cohere, ...): TRL's head applies them, completion_logits does not
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
+                     "logits_scaling")
+
+
+def plain_lm_head(config) -> bool:
+    """Whether the model's logits are its head's output as is (true of Llama, SmolLM2, Qwen, Mistral)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return all(getattr(text, name, None) is None for name in _LOGIT_TRANSFORMS)
+
+
 def _completion_head_trainer():
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
     1.47x faster steps on 2 CPU cores, the same loss (benchmarks/train_step_results.md)."""
@@ -198,7 +210,8 @@ def train_sft(
         )
         live = _live(live_dir)
         # On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does
-        trainer_cls = SFTTrainer if device.name == "cuda" else _completion_head_trainer()
+        compact = device.name != "cuda" and plain_lm_head(model.config)
+        trainer_cls = _completion_head_trainer() if compact else SFTTrainer
         trainer = trainer_cls(
             model=model,
             args=config,

@@ -74,6 +74,17 @@ def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+def test_completion_head_only_for_plain_heads(tiny_model_dir):
+    from transformers import AutoConfig
+
+    from tasks.train import plain_lm_head
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    assert plain_lm_head(config)
+    config.final_logit_softcapping = 30.0  # Gemma 2 caps its logits: TRL's head, which applies it, trains it
+    assert not plain_lm_head(config)
+
+
 def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
     root, _ = trained
     from safetensors.torch import load_file
