@@ -147,6 +147,44 @@ def _completion_head_trainer():
     return CompletionHeadSFTTrainer
 
 
+def sft_trainer_class(device, config):
+    """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does."""
+    from trl import SFTTrainer
+
+    return _completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) else SFTTrainer
+
+
+def lora_config(model, p: TrainParams):
+    from peft import LoraConfig
+
+    return LoraConfig(r=p.lora.r, lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
+                      target_modules=lora_targets(model, p.lora.target_modules, p.lora.top_layers),
+                      task_type="CAUSAL_LM")
+
+
+def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: bool):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir,
+        num_train_epochs=p.epochs,
+        max_steps=p.max_steps,
+        per_device_train_batch_size=p.batch_size,
+        per_device_eval_batch_size=p.batch_size,
+        gradient_accumulation_steps=p.grad_accum,
+        learning_rate=p.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=p.warmup_ratio,
+        weight_decay=p.weight_decay,
+        max_length=p.max_length,
+        logging_steps=p.logging_steps,
+        eval_strategy="epoch" if evaluate else "no",
+        train_sampling_strategy="group_by_length" if p.group_by_length else "random",
+        disable_tqdm=False,
+        **_runtime_args(p, device, seed),
+    )
+
+
 def _dataset(path: Path):
     from datasets import Dataset
 
@@ -164,10 +202,8 @@ def train_sft(
     live_dir: str | Path = "reports/train",
 ) -> dict:
     import torch
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from transformers.integrations import DVCLiveCallback
-    from trl import SFTConfig, SFTTrainer
 
     base_dir = check_checkpoint_dir(base_dir)
     train_ds = _dataset(Path(data_dir) / "train.jsonl")
@@ -182,37 +218,11 @@ def train_sft(
         tok.pad_token = tok.eos_token
     # fp32 master weights everywhere; on CUDA bf16 autocast does the speed-up.
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
-    lora = LoraConfig(
-        r=p.lora.r,
-        lora_alpha=p.lora.alpha,
-        lora_dropout=p.lora.dropout,
-        target_modules=lora_targets(model, p.lora.target_modules, p.lora.top_layers),
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(model, p)
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
-        config = SFTConfig(
-            output_dir=scratch,
-            num_train_epochs=p.epochs,
-            max_steps=p.max_steps,
-            per_device_train_batch_size=p.batch_size,
-            per_device_eval_batch_size=p.batch_size,
-            gradient_accumulation_steps=p.grad_accum,
-            learning_rate=p.learning_rate,
-            lr_scheduler_type="cosine",
-            warmup_steps=p.warmup_ratio,
-            weight_decay=p.weight_decay,
-            max_length=p.max_length,
-            logging_steps=p.logging_steps,
-            eval_strategy="epoch" if eval_ds is not None else "no",
-            train_sampling_strategy="group_by_length" if p.group_by_length else "random",
-            disable_tqdm=False,
-            **_runtime_args(p, device, seed),
-        )
+        config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None)
         live = _live(live_dir)
-        # On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does
-        compact = device.name != "cuda" and plain_lm_head(model.config)
-        trainer_cls = _completion_head_trainer() if compact else SFTTrainer
-        trainer = trainer_cls(
+        trainer = sft_trainer_class(device, model.config)(
             model=model,
             args=config,
             train_dataset=train_ds,
