@@ -118,6 +118,16 @@ _CURRENCY_ALIASES = {"Yuan Renminbi": ("Yuan", "Renminbi"), "Bolivar Soberano": 
                      "Belarusian ruble": ("ruble",)}
 
 
+def _region_aliases(name: str) -> tuple[str, ...]:
+    """The short forms people use for UN M49 subregion names: "Eastern Asia" is "East Asia",
+    "South-eastern Asia" is "Southeast Asia". Without them a model that repeats a passage's
+    region in its usual wording is scored as ignoring the passage."""
+    short = re.sub(r"\b(north|south|east|west)ern\b", lambda m: m.group(1), name, flags=re.IGNORECASE)
+    if short == name:
+        return ()
+    return tuple(dict.fromkeys((short, short.replace("South-east", "Southeast"))))
+
+
 def ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
@@ -234,8 +244,9 @@ class CountryInfoSource:
             for rel in self.relation_names:
                 obj = (objects.get(rel) or "").strip()
                 if obj:
+                    extra = _region_aliases(obj) if rel == "subregion" else ()
                     yield Fact(_clean(countries[iso]["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type,
-                               self.name, _aliases(obj))
+                               self.name, _aliases(obj, extra))
 
 
 @dataclass

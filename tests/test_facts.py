@@ -3,8 +3,9 @@ import json
 import pytest
 
 from tasks.errors import KprefError
-from tasks.facts import (BUILTIN_RELATIONS, CountriesSource, MquakeSource, UserFactsSource, collect_facts,
-                         load_templates)
+from tasks.facts import (BUILTIN_RELATIONS, CountriesSource, CountryInfoSource, MquakeSource, UserFactsSource,
+                         collect_facts, load_templates)
+from tasks.metrics import matches
 from tasks.params import FactsParams
 
 TEMPLATES = """
@@ -42,6 +43,16 @@ def test_sources_cover_several_relations():
     for f in facts:
         subjects.setdefault(f.subject, set()).add(f.split)
     assert all(len(s) == 1 for s in subjects.values()), "a subject lives in exactly one split"
+
+
+def test_subregions_answer_to_their_short_names():
+    regions = {f.subject: f for f in CountryInfoSource(("subregion",)).facts()}
+    assert regions["Japan"].object == "Eastern Asia" and matches("Japan is part of East Asia.", [
+        regions["Japan"].object, *regions["Japan"].aliases])
+    assert "Southeast Asia" in regions["Thailand"].aliases
+    assert regions["Nigeria"].aliases == ()  # "Sub-Saharan Africa" has no short form
+    # a different region's short name is still wrong
+    assert not matches("Japan is part of South Asia.", [regions["Japan"].object, *regions["Japan"].aliases])
 
 
 def test_country_code_relations():
