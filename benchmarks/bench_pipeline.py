@@ -62,8 +62,8 @@ def verdicts(metrics: dict) -> tuple[list[str], bool]:
             lines.append(f"- held-out subjects, {s}: tuned {ts[s]} (base {bs.get(s)}, target >= 0.95)")
             ok &= ts[s] >= 0.95
     rob = t.get("irrelevant_robustness")
-    lines.append(f"- irrelevant-context robustness: tuned {rob} (base {b.get('irrelevant_robustness')}, "
-                 "target >= 0.90); on facts it answers right closed-book: "
+    lines.append(f"- irrelevant-context robustness: tuned {rob} (95% CI {t.get('irrelevant_robustness_ci95')}; "
+                 f"base {b.get('irrelevant_robustness')}, target >= 0.90); on facts it answers right closed-book: "
                  f"{t.get('irrelevant_robustness_known')} (base {b.get('irrelevant_robustness_known')})")
     ok &= (rob or 0) >= 0.90
     drop = b["closed_book_accuracy"] - t["closed_book_accuracy"]

@@ -13,7 +13,7 @@ from typing import Sequence
 from tasks import prompt
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.metrics import (answer_residue, exact_match, followed_source, matches, memorization_ratio, normalize,
-                           overlaps, rate, token_f1)
+                           overlaps, rate, token_f1, wilson_interval)
 from tasks.schema import SOURCES, EvalItem, read_jsonl
 
 
@@ -80,6 +80,8 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
         same = [(_same_answer(p["prediction"], p["closed_book_prediction"], it),
                  matches(p["closed_book_prediction"], it.answers)) for it, p in irr]
         m["irrelevant_robustness"] = rate([s for s, _ in same])
+        # a few dozen questions: the interval says how far the model's own rate may be from this one
+        m["irrelevant_robustness_ci95"] = wilson_interval(sum(s for s, _ in same), len(same))
         # the same on facts the model answers right closed-book: a made-up answer to a fact it never
         # knew moves with any change to the prompt, a known one should not
         m["irrelevant_robustness_known"] = rate([s for s, known in same if known])

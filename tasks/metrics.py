@@ -1,6 +1,7 @@
 """Answer matching and the knowledge-preference metrics (reference §3)."""
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -66,6 +67,16 @@ def token_f1(prediction: str, golds: Iterable[str]) -> float:
 
 def rate(flags: Sequence[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95% Wilson score interval of k successes in n: how far a rate measured on a few dozen
+    test questions can be from the model's rate on the whole population of such questions."""
+    if n == 0:
+        return None
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4)]
 
 
 def memorization_ratio(predictions: Sequence[str], memory: Sequence[str], substituted: Sequence[str]) -> float | None:

@@ -167,7 +167,7 @@ def build_report(metrics_path: str | Path = "reports/metrics.json", validation_p
         "validation": validation,
         "examples": _examples(Path(predictions_dir)),
         "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness",
-                         "irrelevant_robustness_known", "memorization_ratio", "em", "f1"],
+                         "irrelevant_robustness_ci95", "irrelevant_robustness_known", "memorization_ratio", "em", "f1"],
     }
     out_dir = Path(out_dir)
     rel = {k: str((figures_dir / f"{k}.png").resolve().relative_to(out_dir.resolve())) for k in figs}

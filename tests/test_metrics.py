@@ -1,4 +1,5 @@
-from tasks.metrics import exact_match, followed_source, matches, memorization_ratio, normalize, token_f1
+from tasks.metrics import (exact_match, followed_source, matches, memorization_ratio, normalize, token_f1,
+                           wilson_interval)
 
 
 def test_normalize_drops_case_punctuation_articles():
@@ -33,3 +34,12 @@ def test_followed_source_prefers_higher_source():
     assert followed_source("Lima", src) == "parametric"
     assert followed_source("Paris", src) == "none"
     assert followed_source("Lima", {"instruction": None, "context": None, "parametric": "x", "world": "Lima"}) == "parametric"
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(52, 60)  # 0.867 on 60 questions
+    assert 0.75 < lo < 0.76 and 0.93 < hi < 0.94
+    assert wilson_interval(60, 60)[1] == 1.0 and wilson_interval(0, 60)[0] == 0.0
+    assert wilson_interval(0, 0) is None
+    narrow = wilson_interval(260, 300)
+    assert narrow[1] - narrow[0] < hi - lo  # more questions, a tighter interval
