@@ -1,6 +1,6 @@
 """Irrelevant-context robustness on many more held-out questions than the test split holds.
 
-    python benchmarks/robustness_wide.py [--run .] [--n 300] [--model models/base models/tuned]
+    python benchmarks/robustness_wide.py [--run .] [--n 300] [--model models/base models/tuned] [--show K]
 
 The test split asks 60 irrelevant-context questions, so its robustness figure carries a
 standard error of about 4.5 points near 0.87. This draws `--n` more from the same held-out
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=ROOT)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--model", nargs="+", default=["models/base", "models/tuned"])
+    ap.add_argument("--show", type=int, default=0, help="print this many misses per model")
     args = ap.parse_args()
 
     from tasks.evaluate import _same_answer, evaluate_items
@@ -80,6 +81,10 @@ def main() -> None:
         print(f"- {name}: robustness {k / n:.3f} ({k} of {n}; 95% CI {lo:.3f}-{hi:.3f}); on the {nk} answered right "
               f"closed-book {kk / max(nk, 1):.3f} (95% CI {klo:.3f}-{khi:.3f}); misses per relation "
               + ", ".join(f"{rel} {misses[rel]}/{asked[rel]}" for rel in sorted(asked)), flush=True)
+        shown = [(it, p) for (s, _, _), it, p in zip(same, items, preds) if not s][: args.show]
+        for it, p in shown:
+            print(f"    {relation[it.id]}: closed-book {p['closed_book_prediction']!r} / beside passages "
+                  f"{p['prediction']!r} (world: {it.answers[0]})")
         del model
 
 
