@@ -174,6 +174,12 @@ class SynthesizeParams(_Strict):
         description="With parametric_target 'model', count a belief only when it names an object of the relation's "
                     "type (a real currency for a currency); a made-up one counts as no answer (see unknown_belief).",
     )
+    unknown_relation_share: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="With parametric_target 'model', a relation the base model answers (with a typed belief) for "
+                    "fewer than this share of its probed facts is one it does not know: its facts without an "
+                    "answer are trained as 'I don't know.' whatever unknown_belief says. 0: never.",
+    )
     pairs: PairParams = PairParams()
 
     @field_validator("mix")

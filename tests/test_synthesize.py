@@ -98,6 +98,25 @@ def test_multi_hop_composes(small_world, facts_params):
             assert r["target"] == by[(r2, r["bridge"])]
 
 
+def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
+    facts, relations = small_world
+    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
+    trained = sorted({f.relation for f in facts if f.relation != "subregion"})
+    blank = trained[0]  # the model answers none of its facts; every other relation's every other one
+    beliefs = {f.key: f.object for f in facts[::2] if f.relation != blank}
+    memory = lambda s: [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]  # noqa: E731
+
+    off = memory(_run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs=beliefs))
+    assert blank not in {r["relation"] for r in off} and all(key(r) in beliefs for r in off)
+
+    on = memory(_run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip",
+                                                                     "unknown_relation_share": 0.1}), beliefs=beliefs))
+    unknown = [r for r in on if r["relation"] == blank]
+    assert unknown and all(r["target"] == ABSTAIN and r["completion"] == ABSTAIN + "." for r in unknown)
+    # the relations the model half knows still leave their unanswered facts out
+    assert all(key(r) in beliefs for r in on if r["relation"] != blank)
+
+
 def test_dpo_pairs_typed_and_capped(small_world, facts_params):
     train = _run(small_world, facts_params)["train"]
     types = Counter(r["error_type"] for r in train if r["error_type"])
