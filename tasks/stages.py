@@ -53,13 +53,16 @@ def probe(p: Params, root: Path) -> None:
 def synthesize(p: Params, root: Path) -> None:
     from tasks.facts import read_relations
     from tasks.probe import load_beliefs, load_facts
-    from tasks.synthesize import split_stats, synthesize as synth, write_splits
+    from tasks.synthesize import ABSTAIN, split_stats, synthesize as synth, write_splits
 
     splits = synth(load_facts(root / FACTS), read_relations(root / RELATIONS), load_beliefs(root / PROBE),
                    p.synthesize, p.facts, p.base.seed)
     write_splits(splits, root / DATA_DIR)
     log.info("wrote %s", {k: len(v) for k, v in splits.items()})
     log.info("train mix: %s", split_stats(splits["train"]))
+    abstain = sorted({r["relation"] for r in splits["train"] if r["target"] == ABSTAIN})
+    if abstain:
+        log.info("trained to say %r: %s", ABSTAIN + ".", ", ".join(abstain))
 
 
 def validate(p: Params, root: Path) -> None:
