@@ -23,7 +23,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def wide_items(run: Path, n: int) -> list[dict]:
+def wide_items(run: Path, n: int, split: str = "test", settings: tuple[str, ...] = ("ctx_irrelevant",)
+               ) -> list[dict]:
+    """n questions per setting of `split`, synthesized with other seeds, none of the split's own prompts."""
     from tasks.facts import read_relations
     from tasks.probe import load_beliefs, load_facts
     from tasks.params import load_params
@@ -34,18 +36,18 @@ def wide_items(run: Path, n: int) -> list[dict]:
     facts = load_facts(run / "data" / "facts.jsonl")
     relations = read_relations(run / "data" / "relations.json")
     beliefs = load_beliefs(run / "data" / "probe.jsonl")
-    seen = {_prompt_key(r) for r in read_jsonl(run / "data" / "test.jsonl")}
-    out: list[dict] = []
+    seen = {_prompt_key(r) for r in read_jsonl(run / "data" / f"{split}.jsonl")}
+    out: dict[str, list[dict]] = {s: [] for s in settings}
     for offset in range(1, 50):
-        batch = params.synthesize.model_copy(update={"n_test_per_setting": 60, "n_ood_per_setting": 0})
-        rows = synthesize(facts, relations, beliefs, batch, params.facts, seed=params.base.seed + 1000 * offset)["test"]
+        batch = params.synthesize.model_copy(update={"n_test_per_setting": 60, "n_ood_per_setting": 32})
+        rows = synthesize(facts, relations, beliefs, batch, params.facts, seed=params.base.seed + 1000 * offset)[split]
         for r in rows:
-            if r["setting"] == "ctx_irrelevant" and _prompt_key(r) not in seen:
+            if r["setting"] in out and len(out[r["setting"]]) < n and _prompt_key(r) not in seen:
                 seen.add(_prompt_key(r))
-                out.append(r)
-        if len(out) >= n:
-            return out[:n]
-    return out
+                out[r["setting"]].append(r)
+        if all(len(v) >= n for v in out.values()):
+            break
+    return [r for s in settings for r in out[s]]
 
 
 def main() -> None:
