@@ -19,6 +19,7 @@ from tasks.errors import KprefError
 from tasks.facts import Relation
 from tasks.metrics import matches, overlaps
 from tasks.params import SETTINGS, FactsParams, SynthesizeParams
+from tasks.probe import facts_to_probe
 from tasks.schema import Example, Fact
 
 SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing")
@@ -388,9 +389,8 @@ def unknown_relations(facts: list[Fact], beliefs: dict[str, str], ood_relations:
     if share <= 0:
         return frozenset()
     probed: dict[str, list[bool]] = defaultdict(list)
-    for f in facts:
-        if f.split in ("train", "val") and f.relation not in ood_relations:
-            probed[f.relation].append(f.key in beliefs)
+    for f in facts_to_probe(facts, tuple(ood_relations)):
+        probed[f.relation].append(f.key in beliefs)
     return frozenset(rel for rel, known in probed.items() if sum(known) < share * len(known))
 
 
