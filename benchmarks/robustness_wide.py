@@ -39,7 +39,9 @@ def wide_items(run: Path, n: int, split: str = "test", settings: tuple[str, ...]
     seen = {_prompt_key(r) for r in read_jsonl(run / "data" / f"{split}.jsonl")}
     out: dict[str, list[dict]] = {s: [] for s in settings}
     for offset in range(1, 50):
-        batch = params.synthesize.model_copy(update={"n_test_per_setting": 60, "n_ood_per_setting": 32})
+        # only `split` is kept: the train and val splits are drawn as small as allowed
+        batch = params.synthesize.model_copy(update={"n_train": 1, "n_val": 0, "n_test_per_setting": 60,
+                                                     "n_ood_per_setting": 32})
         rows = synthesize(facts, relations, beliefs, batch, params.facts, seed=params.base.seed + 1000 * offset)[split]
         for r in rows:
             if r["setting"] in out and len(out[r["setting"]]) < n and _prompt_key(r) not in seen:
