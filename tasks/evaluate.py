@@ -103,13 +103,14 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
 def _same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
     """Does the irrelevant-context answer say what the closed-book answer says?
 
-    Answers are compared by the candidate entities they name (the world's answer and the
-    distractor's). When neither names one, by what each adds to the question: its first
-    sentence less the question's own words ("The capital of Nepal is Kathi." -> "kathi"), one
-    containing the other as whole words, as answer matching does.
+    Answers are compared by the candidate entities they name (the world's answer, under any of
+    its names: "Kazakhs" and "Kazakh" are one answer, and the distractor's). When neither names
+    one, by what each adds to the question: its first sentence less the question's own words
+    ("The capital of Nepal is Kathi." -> "kathi"), one containing the other as whole words, as
+    answer matching does.
     """
-    cands = [a for a in (it.source_answers or {}).values() if a] + list(it.answers)
-    named = lambda text: {normalize(c) for c in cands if matches(text, [c])}  # noqa: E731
+    cands = [[a] for a in (it.source_answers or {}).values() if a] + [list(it.answers)]
+    named = lambda text: {normalize(names[0]) for names in cands if names and matches(text, names)}  # noqa: E731
     a, b = named(pred), named(closed_book)
     if a or b:
         return a == b

@@ -116,6 +116,33 @@ _CONTINENTS = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe",
 # Names a model may fairly use for a multi-word or plural geonames currency.
 _CURRENCY_ALIASES = {"Yuan Renminbi": ("Yuan", "Renminbi"), "Bolivar Soberano": ("Bolivar",), "Riels": ("Riel",),
                      "Belarusian ruble": ("ruble",)}
+# The names in use for countries (a city's country) and for languages and demonyms that the
+# packages spell in an older or rarer form ("Kirghiz", "Tadzhik", "Pushto"). Without them a model
+# that answers "Kyrgyz" is scored wrong closed-book and its answer is no belief. Only names no
+# other object shares: "Korea" or "Congo" would also accept the other Korea or Congo.
+_COUNTRY_ALIASES = {"United States": ("United States of America", "USA"), "United Kingdom": ("UK", "Britain"),
+                    "United Arab Emirates": ("UAE",), "Myanmar": ("Burma",), "Ivory Coast": ("Cote d'Ivoire",),
+                    "Democratic Republic of the Congo": ("DR Congo", "DRC")}
+_LANGUAGE_ALIASES = {"Kirghiz": ("Kyrgyz",), "Pushto": ("Pashto",), "Modern Greek": ("Greek",),
+                     "Divehi": ("Dhivehi",)}
+_DEMONYM_ALIASES = {"Kirghiz": ("Kyrgyz", "Kyrgyzstani"), "Tadzhik": ("Tajik", "Tajikistani"),
+                    "Kazakhstani": ("Kazakh",), "Uzbekistani": ("Uzbek",), "Argentinean": ("Argentine", "Argentinian"),
+                    "Cape Verdian": ("Cape Verdean",), "Maldivan": ("Maldivian",), "Ecuadorean": ("Ecuadorian",),
+                    "Slovene": ("Slovenian",), "Surinamer": ("Surinamese",), "Comoran": ("Comorian",),
+                    "Guadeloupian": ("Guadeloupean",)}
+_DEMONYM_PLURALS = {"Motswana": "Batswana", "Mosotho": "Basotho"}
+# Demonyms that are their own plural ("the Swiss", "the Chinese", "the Malagasy").
+_INVARIANT_DEMONYM = re.compile(r"(s|sh|ch|ese|x|z|Malagasy)$")
+
+
+def _demonym(raw: str) -> tuple[str, tuple[str, ...]]:
+    """countryinfo's demonym -> (the name, its aliases). "Bosnian,Herzegovinian" names two
+    peoples: the first is the object, the others aliases. "People from Haiti are called
+    Haitians." is as right as "... Haitian.", so every singular also answers in its plural."""
+    first, *others = [p.strip() for p in re.split(r"[,/]", raw) if p.strip()]
+    singular = [first, *others, *_DEMONYM_ALIASES.get(first, ())]
+    plural = [_DEMONYM_PLURALS.get(n, n + "s") for n in singular if not _INVARIANT_DEMONYM.search(n)]
+    return first, tuple(dict.fromkeys(a for a in (*singular[1:], *plural) if a != first))
 
 
 def _region_aliases(name: str) -> tuple[str, ...]:
@@ -210,7 +237,9 @@ class CitiesSource:
             seen.add(name)
             if name in capitals and name != country["capital"]:
                 continue
-            yield Fact(name, "city_country", _clean(country["name"]), "country", self.name)
+            country_name = _clean(country["name"])
+            yield Fact(name, "city_country", country_name, "country", self.name,
+                       _aliases(country_name, _COUNTRY_ALIASES.get(country_name, ())))
 
 
 @dataclass
@@ -244,7 +273,13 @@ class CountryInfoSource:
             for rel in self.relation_names:
                 obj = (objects.get(rel) or "").strip()
                 if obj:
-                    extra = _region_aliases(obj) if rel == "subregion" else ()
+                    extra: tuple[str, ...] = ()
+                    if rel == "subregion":
+                        extra = _region_aliases(obj)
+                    elif rel == "language":
+                        extra = _LANGUAGE_ALIASES.get(obj, ())
+                    elif rel == "demonym":
+                        obj, extra = _demonym(obj)
                     yield Fact(_clean(countries[iso]["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type,
                                self.name, _aliases(obj, extra))
 

@@ -87,7 +87,7 @@ class _Builder:
     # -- pieces -------------------------------------------------------------------------------
     def other_object(self, f: Fact, exclude: set[str], use_source_cf: bool = False) -> tuple[str, tuple[str, ...]]:
         """A counterfactual object of the same relation (hence the same type)."""
-        taken = [f.object, *exclude]
+        taken = [f.object, *f.aliases, *exclude]  # "Kazakh" is as true of Kazakhstan as "Kazakhstani"
         if use_source_cf and f.counterfactual and not any(overlaps(f.counterfactual, t) for t in taken):
             return f.counterfactual, ()
         choices = [o for o in self.objects[f.relation] if not any(overlaps(o[0], t) for t in taken)]

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from tasks.errors import KprefError
-from tasks.facts import (BUILTIN_RELATIONS, CountriesSource, CountryInfoSource, MquakeSource, UserFactsSource,
-                         collect_facts, load_templates)
+from tasks.facts import (BUILTIN_RELATIONS, CitiesSource, CountriesSource, CountryInfoSource, MquakeSource,
+                         UserFactsSource, collect_facts, load_templates)
 from tasks.metrics import matches
 from tasks.params import FactsParams
 
@@ -53,6 +53,23 @@ def test_subregions_answer_to_their_short_names():
     assert regions["Nigeria"].aliases == ()  # "Sub-Saharan Africa" has no short form
     # a different region's short name is still wrong
     assert not matches("Japan is part of South Asia.", [regions["Japan"].object, *regions["Japan"].aliases])
+
+
+def test_names_in_use_and_plural_demonyms_are_aliases():
+    info = {(f.subject, f.relation): f for f in CountryInfoSource(("language", "demonym")).facts()}
+    right = lambda text, f: matches(text, [f.object, *f.aliases])  # noqa: E731
+    assert right("People from Haiti are called Haitians.", info["Haiti", "demonym"])
+    assert right("The main language of Kyrgyzstan is Kyrgyz.", info["Kyrgyzstan", "language"])
+    assert right("People from Tajikistan are called Tajiks.", info["Tajikistan", "demonym"])
+    assert right("They are Batswana.", info["Botswana", "demonym"])
+    # two peoples in one field: the first is the object, the second an alias
+    assert info["Bosnia and Herzegovina", "demonym"].object == "Bosnian"
+    assert right("Herzegovinian", info["Bosnia and Herzegovina", "demonym"])
+    assert info["Switzerland", "demonym"].aliases == ()  # "Swiss" is its own plural
+    assert not right("People from Haiti are called Dominicans.", info["Haiti", "demonym"])
+    cities = {f.subject: f for f in CitiesSource(3_000_000).facts()}
+    assert right("London is a city in the UK.", cities["London"])
+    assert not right("Seoul is a city in North Korea.", cities["Seoul"])
 
 
 def test_country_code_relations():

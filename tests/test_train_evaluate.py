@@ -144,6 +144,12 @@ def test_same_answer_compares_named_entities():
     # neither names a candidate: compared by what each adds to the question
     assert _same_answer("The capital of Peru is Cuzco.", "The capital of Peru is known as Cuzco. It is old.", it)
     assert not _same_answer("The capital of Peru is Cuzco.", "The capital of Peru is Arequipa.", it)
+    # one answer under two of its names
+    kz = EvalItem("b", "What are people from Kazakhstan called?", None, ["People from Oman are called Omani."],
+                  ["Kazakhstani", "Kazakh", "Kazakhs"], "parametric", "ctx_irrelevant",
+                  {"instruction": None, "context": None, "parametric": "Kazakhstani", "world": "Kazakhstani"})
+    assert _same_answer("People from Kazakhstan are called Kazakhs.", "They are called Kazakh.", kz)
+    assert not _same_answer("People from Kazakhstan are called Kazakhs.", "They are called Omani.", kz)
 
 
 def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
