@@ -83,8 +83,12 @@ def main() -> None:
         misses = Counter(rel for s, _, rel in same if not s)
         asked = Counter(rel for _, _, rel in same)
         print(f"- {name}: robustness {k / n:.3f} ({k} of {n}; 95% CI {lo:.3f}-{hi:.3f}); on the {nk} answered right "
-              f"closed-book {kk / max(nk, 1):.3f} (95% CI {klo:.3f}-{khi:.3f}); misses per relation "
+              f"closed-book {kk / max(nk, 1):.3f} (95% CI {klo:.3f}-{khi:.3f}); on the {n - nk} answered wrong "
+              f"{(k - kk) / max(n - nk, 1):.3f}; misses per relation "
               + ", ".join(f"{rel} {misses[rel]}/{asked[rel]}" for rel in sorted(asked)), flush=True)
+        # what robustness would be if every answer the model knows held beside any passage: the
+        # part of the gap only a model that knows more (or keeps its made-up answers) can close
+        print(f"  ceiling with every known answer stable: {(nk + k - kk) / n:.3f}", flush=True)
         shown = [(it, p) for (s, _, _), it, p in zip(same, items, preds) if not s][: args.show]
         for it, p in shown:
             print(f"    {relation[it.id]}: closed-book {p['closed_book_prediction']!r} / beside passages "
