@@ -72,7 +72,7 @@ def test_variety(small_world, facts_params):
     assert len({r["assumption_style"] for r in train if r["assumption_style"] is not None}) >= 6
     assert {r["context_format"] for r in train if r["context_format"]} == {"sentence", "paragraph", "passages"}
     top = Counter(r["relation"] for r in train if r["setting"] != "multi_hop").most_common(1)[0][0]
-    assert len({r["question_template"] for r in train if r["relation"] == top}) == 3  # 4 phrasings, 1 held out
+    assert len({r["question_template"] for r in train if r["relation"] == top}) == 5  # 6 phrasings, 1 held out
     assert {r["source"] for r in train} >= {"countries", "cities", "countryinfo", "pycountry"}
     # counterfactuals come from the same relation's objects
     facts, _ = small_world
