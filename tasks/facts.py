@@ -60,6 +60,10 @@ class Relation:
         return asdict(self)
 
 
+# Six phrasings a relation: asked as a question, as "Name/Tell me ..." and subject first, all
+# answered in the one statement. With fewer forms the model answered an unseen one by mimicking
+# it ("Syria uses the US dollar.") and lost the passage (benchmarks/results.md, expJ). The last
+# phrasing of each is held out (facts.split.ood_phrasings), so keep it last.
 BUILTIN_RELATIONS: dict[str, Relation] = {
     r.name: r
     for r in (
