@@ -178,6 +178,21 @@ def _aliases(name: str, extra=()) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in (ascii_fold(name), *extra) if a and a != name))
 
 
+# Relation -> the package's name for an object -> the names in use beside it.
+_NAMES_IN_USE = {"currency": _CURRENCY_ALIASES, "language": _LANGUAGE_ALIASES, "city_country": _COUNTRY_ALIASES}
+
+
+def _object_names(relation: str, raw: str) -> tuple[str, tuple[str, ...]]:
+    """A package's object for `relation` -> (the object, every other name it answers to)."""
+    if relation == "demonym":
+        obj, extra = _demonym(raw)
+    elif relation == "subregion":
+        obj, extra = raw, _region_aliases(raw)
+    else:
+        obj, extra = raw, _NAMES_IN_USE.get(relation, {}).get(raw, ())
+    return obj, _aliases(obj, extra)
+
+
 def _clean(name: str) -> str:
     return " ".join(name.split())
 
@@ -220,9 +235,8 @@ class CountriesSource:
             for rel in self.relation_names:
                 obj = objects[rel]
                 if obj:
-                    extra = _CURRENCY_ALIASES.get(obj, ()) if rel == "currency" else ()
-                    yield Fact(_clean(c["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type, self.name,
-                               _aliases(obj, extra))
+                    obj, aliases = _object_names(rel, obj)
+                    yield Fact(_clean(c["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type, self.name, aliases)
 
 
 @dataclass
@@ -252,9 +266,8 @@ class CitiesSource:
             seen.add(name)
             if name in capitals and name != country["capital"]:
                 continue
-            country_name = _clean(country["name"])
-            yield Fact(name, "city_country", country_name, "country", self.name,
-                       _aliases(country_name, _COUNTRY_ALIASES.get(country_name, ())))
+            obj, aliases = _object_names("city_country", _clean(country["name"]))
+            yield Fact(name, "city_country", obj, "country", self.name, aliases)
 
 
 @dataclass
@@ -288,15 +301,9 @@ class CountryInfoSource:
             for rel in self.relation_names:
                 obj = (objects.get(rel) or "").strip()
                 if obj:
-                    extra: tuple[str, ...] = ()
-                    if rel == "subregion":
-                        extra = _region_aliases(obj)
-                    elif rel == "language":
-                        extra = _LANGUAGE_ALIASES.get(obj, ())
-                    elif rel == "demonym":
-                        obj, extra = _demonym(obj)
+                    obj, aliases = _object_names(rel, obj)
                     yield Fact(_clean(countries[iso]["name"]), rel, obj, BUILTIN_RELATIONS[rel].object_type,
-                               self.name, _aliases(obj, extra))
+                               self.name, aliases)
 
 
 @dataclass
