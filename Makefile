@@ -1,13 +1,9 @@
 # Two entry points, both safe on a fresh machine: `make repro` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export DVC_NO_ANALYTICS := 1
-export GX_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export TOKENIZERS_PARALLELISM := false
-export HF_HUB_DISABLE_TELEMETRY := 1
+RUN := PATH=$(abspath $(VENV))/bin:$$PATH
 
-.PHONY: setup repro test test-slow bench
+.PHONY: setup repro test test-fast lint bench
 setup: $(VENV)/.installed
 
 # torch comes first from the machine's CPU wheel; a plain resolve would pull a CUDA build.
@@ -21,13 +17,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 repro: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH dvc repro
+	$(RUN) dvc repro
 
-test: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q -m "not slow"
+# What CI runs (.ci/run): the layer contracts, then every test, end-to-end and real-model ones included.
+test: setup lint
+	$(RUN) $(PY) -m pytest -q
 
-test-slow: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q -m slow
+# The edit-test loop: unit tests only (no whole-pipeline runs, no real model).
+test-fast: setup lint
+	$(RUN) $(PY) -m pytest -q -m "not e2e and not slow"
+
+lint: setup
+	$(RUN) lint-imports
 
 bench: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) benchmarks/bench_pipeline.py
+	$(RUN) $(PY) benchmarks/bench_pipeline.py

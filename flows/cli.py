@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,17 +11,14 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from tasks.errors import KprefError
+from tasks.schema import KprefError
+from tasks.stages import quiet_offline_env
+
+quiet_offline_env()  # before any library reads its settings
 
 app = typer.Typer(help="kpref: teach a model which knowledge to trust (instruction > context > memory).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 err = Console(stderr=True)
-
-# No network here: keep every library from phoning home.
-for _k, _v in {"DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ.setdefault(_k, _v)
-
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
@@ -37,24 +33,21 @@ def _fail(e: KprefError) -> None:
 
 @app.command()
 def stage(name: str = typer.Argument(..., help="A stage of dvc.yaml."),
-          params: Path = typer.Option(Path("params.yaml"), help="Params file."),
+          params: Path = typer.Option(Path("params.yaml"), help="Params file, relative to --root."),
           root: Path = typer.Option(Path("."), help="Project root (where dvc.yaml lives).")) -> None:
     """Run one pipeline stage (what dvc.yaml calls; prefer `dvc repro` or `kpref run`)."""
-    from tasks.params import load_params
-    from tasks.stages import STAGES
+    from tasks.stages import run_stage
 
     _logging()
     try:
-        if name not in STAGES:
-            raise KprefError(f"unknown stage {name!r}; expected one of {list(STAGES)}")
-        p = load_params(root / params)
-        STAGES[name](p, root)
+        run_stage(name, params, root)
     except KprefError as e:
         _fail(e)
 
 
 @app.command()
-def check(params: Path = typer.Option(Path("params.yaml"), help="Params file.")) -> None:
+def check(params: Path = typer.Option(Path("params.yaml"), help="Params file."),
+          explain: bool = typer.Option(False, "--explain", help="List every knob: type, range, value, meaning.")) -> None:
     """Validate params.yaml and the base model setting without running anything heavy."""
     from tasks.base_model import classify
     from tasks.params import load_params
@@ -64,7 +57,24 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="Params file."))
         kind = classify(p.model.base)
     except KprefError as e:
         _fail(e)
+    if explain:
+        _explain(p)
     Console().print(f"[green]ok[/] {params}: base model {p.model.base!r} ({kind})")
+
+
+def _explain(p) -> None:
+    from rich.table import Table
+
+    from tasks.params import knobs
+
+    values = p.model_dump(by_alias=True)
+    table = Table("key", "value", "type", "what it does", title="params.yaml", show_lines=False)
+    for key, kind, description in knobs():
+        value = values
+        for part in key.split("."):
+            value = value[part]
+        table.add_row(key, repr(value), kind, description)
+    Console(width=max(160, Console().width)).print(table)
 
 
 @app.command()
@@ -89,34 +99,43 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
            question: str = typer.Option(..., help="The question."),
            context: Optional[list[str]] = typer.Option(None, help="A context passage; repeat for several."),
            instruction: Optional[str] = typer.Option(None, help="A user instruction or assumption."),
-           max_new_tokens: int = typer.Option(32, min=1)) -> None:
+           max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
+           params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Print the model's answer, with the same prompt format as training."""
     from tasks import prompt
     from tasks.generate import generate
     from tasks.modeling import load_model
+    from tasks.params import load_params
 
     try:
-        m, tok = load_model(model)
+        ev = load_params(params).evaluate
+        m, tok = load_model(model, precision=ev.precision)
     except KprefError as e:
         _fail(e)
     text = prompt.render(tok, question, context or [], instruction)
-    print(generate(m, tok, [text], batch_size=1, max_new_tokens=max_new_tokens, desc="answering")[0])
+    print(generate(m, tok, [text], batch_size=1, max_new_tokens=max_new_tokens or ev.max_new_tokens,
+                   desc="answering")[0])
 
 
 @app.command()
 def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safetensors)."),
              data: Path = typer.Option(..., help="Conflict set, one JSON object a line."),
              out: Path = typer.Option(..., help="Output directory for metrics.json and predictions.jsonl."),
-             batch_size: int = typer.Option(16, min=1), max_new_tokens: int = typer.Option(24, min=1)) -> None:
+             batch_size: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.batch_size."),
+             max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
+             params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Evaluate any model on a user's conflict set (JSONL)."""
     from tasks.atomic import write_json, write_jsonl
     from tasks.evaluate import evaluate_model
+    from tasks.params import load_params
     from tasks.schema import read_eval_items
 
     _logging()
     try:
+        p = load_params(params).evaluate
         items = read_eval_items(data)  # every line checked before the model loads
-        ev = evaluate_model(model, items, batch_size, max_new_tokens, desc="evaluating")
+        ev = evaluate_model(model, items, batch_size or p.batch_size, max_new_tokens or p.max_new_tokens,
+                            desc="evaluating", precision=p.precision)
     except KprefError as e:
         _fail(e)
     write_jsonl(out / "predictions.jsonl", ev.predictions)

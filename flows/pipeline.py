@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks.errors import KprefError
-
-
-def stage_names(root: Path) -> list[str]:
-    """dvc.yaml's stages in the order declared (which is the pipeline's order)."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    return list(stages)
+from tasks.schema import METRICS, KprefError
+from tasks.stages import quiet_offline_env, stage_names
 
 
 @task(name="dvc-stage", task_run_name="{stage}", cache_policy=NONE, retries=0)
@@ -30,7 +23,7 @@ def repro_stage(root: str, stage: str, force: bool = False) -> dict:
     from dvc.repo import Repo
 
     logger = get_run_logger()
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    quiet_offline_env()
     # DVC resolves stage paths against the working directory, as its CLI always runs inside the repo.
     with contextlib.chdir(root), Repo(root) as repo:
         try:
@@ -48,7 +41,7 @@ def kpref_pipeline(root: str = ".", force: bool = False) -> dict:
     results = []
     for name in stage_names(base):
         results.append(repro_stage(root, name, force))
-    metrics_path = base / "reports" / "metrics.json"
+    metrics_path = base / METRICS
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
         rows = [

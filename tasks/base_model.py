@@ -1,4 +1,7 @@
-"""Stage base_model: resolve `model.base` into an HF safetensors checkpoint at models/base/."""
+"""Stage base_model: resolve `model.base` into an HF safetensors checkpoint.
+
+    params: model        writes: models/base/ (safetensors weights, config, tokenizer)
+"""
 from __future__ import annotations
 
 import importlib.metadata
@@ -10,10 +13,15 @@ from pathlib import Path
 import torch
 
 from tasks.atomic import atomic_dir, write_json
-from tasks.errors import KprefError
-from tasks.params import ModelParams
+from tasks.modeling import check_checkpoint_dir
+from tasks.params import ModelParams, Params
+from tasks.schema import BASE_DIR, KprefError
 
 log = logging.getLogger(__name__)
+
+def run(p: Params, root: Path) -> None:
+    build_base_model(p.model, root / BASE_DIR)
+
 
 PACKAGED = {
     # name -> (distribution, file inside it)
@@ -71,7 +79,7 @@ def _save(model, tok, out: Path, meta: dict) -> None:
     write_json(out / "kpref_base.json", meta)
 
 
-def build_base_model(params: ModelParams, out_dir: str | Path = "models/base") -> Path:
+def build_base_model(params: ModelParams, out_dir: str | Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind = classify(params.base)
@@ -85,8 +93,6 @@ def build_base_model(params: ModelParams, out_dir: str | Path = "models/base") -
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             _save(model, tok, tmp, meta)
         elif kind == "local":
-            from tasks.modeling import check_checkpoint_dir
-
             src = check_checkpoint_dir(Path(params.base).expanduser())
             for f in src.iterdir():
                 if f.is_file() and not f.name.endswith((".bin", ".pt", ".pth", ".pkl")):

@@ -1,11 +1,15 @@
 """Stage evaluate: how well a model obeys the hierarchy, on synthesized or user conflict sets.
 
+    params: evaluate        reads: models/base, models/tuned, data/test*.jsonl
+                            writes: reports/metrics.json, reports/predictions/, reports/plots/adherence.csv
+
 `evaluate_items` is the one evaluation: the DVC stage runs it for base and tuned models
-on the test split; `kpref evaluate` runs it on a user's JSONL file.
+on every test split; `kpref evaluate` runs it on a user's JSONL file.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +18,18 @@ from tasks import prompt
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.metrics import (answer_residue, exact_match, followed_source, matches, memorization_ratio, normalize,
                            overlaps, rate, token_f1, wilson_interval)
-from tasks.schema import SOURCES, EvalItem, read_jsonl
+from tasks.params import EvaluateParams, Params
+from tasks.schema import (ADHERENCE_CSV, BASE_DIR, DATA_DIR, METRICS, PREDICTIONS, SOURCES, TEST_SPLITS, TUNED_DIR,
+                          EvalItem, read_splits)
+
+
+log = logging.getLogger(__name__)
+
+
+def run(p: Params, root: Path) -> None:
+    metrics = evaluate_stage(root / DATA_DIR, {"base": root / BASE_DIR, "tuned": root / TUNED_DIR}, p.evaluate,
+                             root / METRICS, root / PREDICTIONS, root / ADHERENCE_CSV)
+    log.info("tuned adherence: %s", {split: m.get("tuned", {}).get("adherence") for split, m in metrics.items()})
 
 
 @dataclass
@@ -77,7 +92,7 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     irr = [(it, p) for it, p in zip(items, preds) if "closed_book_prediction" in p]
     if irr:
         # (irrelevant-context answer says what the closed-book one says, closed-book answer is right)
-        same = [(_same_answer(p["prediction"], p["closed_book_prediction"], it),
+        same = [(same_answer(p["prediction"], p["closed_book_prediction"], it),
                  matches(p["closed_book_prediction"], it.answers)) for it, p in irr]
         m["irrelevant_robustness"] = rate([s for s, _ in same])
         # a few dozen questions: the interval says how far the model's own rate may be from this one
@@ -100,7 +115,7 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     return m
 
 
-def _same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
+def same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
     """Does the irrelevant-context answer say what the closed-book answer says?
 
     Answers are compared by the candidate entities they name (the world's answer, under any of
@@ -128,35 +143,43 @@ def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size:
     return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)
 
 
-def evaluate_stage(test_paths: dict[str, str | Path], models: dict[str, str | Path], batch_size: int,
-                   max_new_tokens: int, metrics_path: str | Path = "reports/metrics.json",
-                   predictions_dir: str | Path = "reports/predictions",
-                   adherence_csv: str | Path = "reports/plots/adherence.csv", precision: str = "auto") -> dict:
+def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: EvaluateParams, metrics_path: str | Path,
+                   predictions_dir: str | Path, adherence_csv: str | Path) -> dict:
     """Every model on every test split: metrics[split][model], plus tuned - base deltas."""
     from tasks.modeling import load_model
 
-    splits = {split: [EvalItem.from_example(r) for r in read_jsonl(path)] for split, path in test_paths.items()}
+    splits = {split: [EvalItem.from_example(r) for r in rows] for split, rows in read_splits(data_dir, TEST_SPLITS).items()}
     metrics: dict = {split: {} for split in splits}
     for name, path in models.items():
-        model, tok = load_model(path, precision=precision)  # once per model, for every split
+        model, tok = load_model(path, precision=p.precision)  # once per model, for every split
         for split, items in splits.items():
             if not items:
                 continue
-            ev = evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=f"{name} on {split}")
+            ev = evaluate_items(model, tok, items, p.batch_size, p.max_new_tokens, desc=f"{name} on {split}")
             metrics[split][name] = ev.metrics
             write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", ev.predictions)
         del model
-    for split, m in metrics.items():
+    for m in metrics.values():
         if "base" in m and "tuned" in m:
-            b, t = m["base"], m["tuned"]
-            m["delta"] = {"adherence": round(t["adherence"] - b["adherence"], 4)}
-            if "closed_book_accuracy" in b and "closed_book_accuracy" in t:
-                m["delta"]["closed_book_retention"] = round(t["closed_book_accuracy"] - b["closed_book_accuracy"], 4)
+            m["delta"] = deltas(m["base"], m["tuned"])
+    write_text(adherence_csv, adherence_table(metrics))
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def deltas(base: dict, tuned: dict) -> dict:
+    """Tuned minus base: adherence, and closed-book retention where both answered closed-book."""
+    out = {"adherence": round(tuned["adherence"] - base["adherence"], 4)}
+    if "closed_book_accuracy" in base and "closed_book_accuracy" in tuned:
+        out["closed_book_retention"] = round(tuned["closed_book_accuracy"] - base["closed_book_accuracy"], 4)
+    return out
+
+
+def adherence_table(metrics: dict) -> str:
+    """split,setting,model,adherence as CSV: the plot dvc.yaml declares."""
     rows = ["split,setting,model,adherence"] + [
         f"{split},{s},{name},{v}"
         for split, m in metrics.items() for name, mm in m.items() if name != "delta"
         for s, v in mm["adherence_by_setting"].items()
     ]
-    write_text(adherence_csv, "\n".join(rows) + "\n")
-    write_json(metrics_path, metrics)
-    return metrics
+    return "\n".join(rows) + "\n"

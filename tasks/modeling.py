@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from tasks.errors import KprefError
+from tasks.schema import KprefError
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,26 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     return path
 
 
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False, padding_side: str | None = None):
+    """A checkpoint's tokenizer; one without a pad token pads with its end-of-sequence token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if padding_side:
+        tok.padding_side = padding_side
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load_model(path: str | Path, device: Device | None = None, trust_remote_code: bool = False,
                precision: str = "auto"):
     """Load a local safetensors checkpoint and its tokenizer (left padding for batched generation)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = check_checkpoint_dir(path)
     device = device or pick_device(precision=precision)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = load_tokenizer(path, trust_remote_code, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=device.dtype, use_safetensors=True, trust_remote_code=trust_remote_code
     ).to(device.name)

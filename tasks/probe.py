@@ -1,50 +1,39 @@
-"""Stages facts + probe: collect facts with their subject split, then ask the base model each
-training fact closed-book.
+"""Stage probe: ask the base model every training fact closed-book.
 
-The probe answer is the model's own belief: the KAFT target for parametric settings
-(closed book, irrelevant context) when `synthesize.parametric_target` is 'model'. Answers
-are cached by model and fact hash, so enabling one more source probes only the new facts.
+    params: probe, facts.split        reads: models/base, data/facts.jsonl, data/relations.json
+                                       writes: data/probe.jsonl
+
+The answer is the model's own belief: the KAFT target for parametric settings (closed book,
+irrelevant context) when `synthesize.parametric_target` is 'model'. Answers are cached in
+.kpref_cache/probe by model and prompt, so enabling one more source probes only the new facts.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 from tasks import prompt
 from tasks.atomic import write_jsonl
-from tasks.errors import KprefError
-from tasks.facts import Relation, collect_facts, write_relations
 from tasks.metrics import first_sentence, matches, normalize, overlaps
-from tasks.params import FactsParams, ProbeParams
-from tasks.schema import Fact, read_jsonl
+from tasks.params import Params, ProbeParams
+from tasks.schema import (BASE_DIR, FACTS, PROBE, PROBE_CACHE, RELATIONS, Fact, Relation, read_facts, read_relations,
+                          trained_facts)
 
-DEFAULT_CACHE = Path(".kpref_cache") / "probe"
-
-
-def write_facts(params: FactsParams, seed: int, out: str | Path = "data/facts.jsonl",
-                relations_out: str | Path = "data/relations.json") -> list[Fact]:
-    facts, relations = collect_facts(params, seed)
-    if not facts:
-        raise KprefError("facts.sources: no facts (every source disabled or empty)")
-    write_relations(relations, relations_out)
-    write_jsonl(out, (asdict(f) for f in facts))
-    return facts
+log = logging.getLogger(__name__)
 
 
-def load_facts(path: str | Path = "data/facts.jsonl") -> list[Fact]:
-    return [Fact(**{**r, "aliases": tuple(r["aliases"])}) for r in read_jsonl(path)]
+def run(p: Params, root: Path) -> None:
+    facts = trained_facts(read_facts(root / FACTS), p.facts.split.ood_relations)
+    out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
+                    root / PROBE_CACHE)
+    log.info("probe: %s", out)
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:
     return relations[fact.relation].questions[0].format(s=fact.subject)
-
-
-def facts_to_probe(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fact]:
-    """The facts the model will be trained on: train/val subjects, trained relations."""
-    return [f for f in facts if f.split in ("train", "val") and f.relation not in ood_relations]
 
 
 def model_digest(model_dir: str | Path) -> str:
@@ -68,8 +57,15 @@ def _read_cache(path: Path) -> dict[str, str]:
     return out
 
 
+def _append_cache(path: Path, answers: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:  # append-only: a torn line is skipped on read
+        for k, a in sorted(answers.items()):
+            fh.write(json.dumps({"key": k, "belief": a}) + "\n")
+
+
 def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str | Path, params: ProbeParams,
-              out: str | Path = "data/probe.jsonl", cache_dir: str | Path = DEFAULT_CACHE) -> dict:
+              out: str | Path, cache_dir: str | Path) -> dict:
     from tasks.generate import generate
     from tasks.modeling import load_model
 
@@ -84,10 +80,7 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
         answers = generate(model, tok, [p for _, p in todo], params.batch_size, params.max_new_tokens,
                            desc="probing base model")
         new = {k: a for (k, _), a in zip(todo, answers)}
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache_file, "a", encoding="utf-8") as fh:  # append-only: a torn line is skipped on read
-            for k, a in sorted(new.items()):
-                fh.write(json.dumps({"key": k, "belief": a}) + "\n")
+        _append_cache(cache_file, new)
         cached.update(new)
     rows = (
         {"key": f.key, "question": probe_question(f, relations), "belief": cached[k],
@@ -127,9 +120,3 @@ def belief_answer(belief: str, fact: Fact, relation: Relation) -> str | None:
     if not normalize(answer) or len(answer.split()) > _MAX_ANSWER_WORDS or overlaps(answer, fact.subject):
         return None
     return answer
-
-
-def load_beliefs(path: str | Path) -> dict[str, str]:
-    """Fact key -> the answer the base model committed to (facts it gave no clean answer to are left out)."""
-    return {r["key"]: r["answer"] for r in read_jsonl(path) if r.get("answer")}
-

@@ -1,6 +1,7 @@
-"""The one prompt format, shared by probing, training, evaluation and `kpref answer`."""
+"""The one prompt format, shared by probing, training, the quality gate, evaluation and `kpref answer`."""
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 ANSWER_HINT = "Answer with a short phrase."
@@ -30,3 +31,26 @@ def render(tokenizer, question: str, contexts: Sequence[str] = (), instruction: 
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     # Models without a chat template get a plain completion-style prompt.
     return msgs[0]["content"] + "\nAnswer:"
+
+
+def prompt_key(question: str, instruction: str | None, contexts: Sequence[str]) -> str:
+    """Identifies a prompt: two examples with one key ask the model the same thing."""
+    return hashlib.sha1(repr((question, instruction, list(contexts))).encode()).hexdigest()
+
+
+def conversation(record: dict) -> dict:
+    """An example as TRL's conversational prompt/completion row (TRL applies the chat template
+    and masks the prompt)."""
+    return {
+        "prompt": messages(record["question"], record["contexts"], record["instruction"]),
+        "completion": [{"role": "assistant", "content": record["completion"]}],
+    }
+
+
+def preference(record: dict) -> dict:
+    """An example with a typed pair as TRL's conversational prompt/chosen/rejected row."""
+    return {
+        "prompt": messages(record["question"], record["contexts"], record["instruction"]),
+        "chosen": [{"role": "assistant", "content": record["completion"]}],
+        "rejected": [{"role": "assistant", "content": record["rejected"]}],
+    }

@@ -1,4 +1,8 @@
-"""Stage report: reports/report.md and a self-contained reports/report.html with plots."""
+"""Stage report: reports/report.md and a self-contained reports/report.html with plots.
+
+    reads: reports/metrics.json, reports/validation.json, reports/train, reports/predictions
+    writes: reports/report.md, reports/report.html, reports/figures/
+"""
 from __future__ import annotations
 
 import base64
@@ -10,7 +14,13 @@ from pathlib import Path
 import jinja2
 
 from tasks.atomic import atomic_path, write_text
-from tasks.schema import SOURCES
+from tasks.params import Params
+from tasks.schema import FIGURES, METRICS, PREDICTIONS, REPORTS, SOURCES, TRAIN_LIVE, VALIDATION
+
+def run(p: Params, root: Path) -> None:
+    build_report(root / METRICS, root / VALIDATION, root / TRAIN_LIVE, root / PREDICTIONS, root / REPORTS,
+                 root / FIGURES)
+
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("tasks", "templates"), autoescape=jinja2.select_autoescape(["html"]),
@@ -139,9 +149,8 @@ SPLIT_TITLES = {
 }
 
 
-def build_report(metrics_path: str | Path = "reports/metrics.json", validation_path: str | Path = "reports/validation.json",
-                 live_dir: str | Path = "reports/train", predictions_dir: str | Path = "reports/predictions",
-                 out_dir: str | Path = "reports", figures_dir: str | Path = "reports/figures") -> dict[str, Path]:
+def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir: str | Path,
+                 predictions_dir: str | Path, out_dir: str | Path, figures_dir: str | Path) -> dict[str, Path]:
     metrics = json.loads(Path(metrics_path).read_text())
     validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
     splits = [s for s in metrics if metrics[s]]

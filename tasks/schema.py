@@ -1,16 +1,95 @@
-"""Records shared by every stage: facts, synthesized examples, user conflict items."""
+"""What the stages share: the names of settings, sources, splits and error types, every record
+type, the files one stage writes and another reads, and the user-facing error.
+
+Nothing here imports another kpref module: every stage may depend on this one, and it on none.
+"""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tasks.errors import KprefError
 
+class KprefError(Exception):
+    """A user-facing error: bad params, a malformed data file, an unknown model.
+
+    The message names the file, line and field; the CLI prints it without a traceback.
+    """
+
+
+# -- the hierarchy ------------------------------------------------------------------------------
 SOURCES = ("instruction", "context", "parametric")
+ERROR_TYPES = ("contextual_ignorance", "contextual_overinclusion", "instruction_neglect")
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One knowledge-conflict setting (reference §1): whose answer is right, and how a DPO
+    pair's rejected answer is wrong. Its builder is the function of the same name in
+    `tasks/recipes.py`."""
+
+    source: str | None  # None: the edit's carrier, instruction or context (multi-hop)
+    error_type: str | None  # None: no pair; multi-hop: the carrier's (instruction_neglect or contextual_ignorance)
+    conflict: bool  # the right answer contradicts the world's
+
+    def __str__(self) -> str:
+        return f"{self.source or 'carrier'}, {self.error_type or 'no pair'}"
+
+
+SETTINGS: dict[str, Setting] = {
+    "closed_book": Setting("parametric", None, conflict=False),
+    "ctx_support": Setting("context", None, conflict=False),
+    "ctx_counterfactual": Setting("context", "contextual_ignorance", conflict=True),
+    "ctx_irrelevant": Setting("parametric", "contextual_overinclusion", conflict=False),
+    "ctx_mixed": Setting("context", "contextual_ignorance", conflict=True),
+    "instr_only": Setting("instruction", "instruction_neglect", conflict=True),
+    "instr_vs_ctx": Setting("instruction", "instruction_neglect", conflict=True),
+    "instr_irrelevant": Setting("context", "contextual_ignorance", conflict=True),
+    "multi_hop": Setting(None, None, conflict=True),
+}
+CONFLICT_SETTINGS = tuple(s for s, spec in SETTINGS.items() if spec.conflict)
+CARRIER_ERROR = {"instruction": "instruction_neglect", "context": "contextual_ignorance"}  # multi-hop pairs
+
+SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing")
+TEST_SPLITS = SPLITS[2:]
+# What the model is taught to say when its memory holds no answer (synthesize.unknown_belief: abstain).
+ABSTAIN = "I don't know"
+
+# Ways to state a user assumption; each wraps the relation's statement as a clause. The last
+# `facts.split.ood_phrasings` of them are held out for the OOD-phrasing split: keep the order.
+ASSUMPTION_STYLES = (
+    "Assume that {clause}.",
+    "Suppose {clause}.",
+    "For this question, take it as given that {clause}.",
+    "Imagine a world in which {clause}.",
+    "Pretend that {clause}.",
+    "Let's say {clause}.",
+    "In this hypothetical, {clause}.",
+    "Treat the following as true: {Clause}.",
+)
+
+# -- the artifacts, relative to the project root: the paths dvc.yaml declares ---------------------
+BASE_DIR = "models/base"
+ADAPTER_DIR = "models/adapter"
+TUNED_DIR = "models/tuned"
+FACTS = "data/facts.jsonl"
+RELATIONS = "data/relations.json"
+PROBE = "data/probe.jsonl"
+DATA_DIR = "data"  # one {split}.jsonl per split
+VALIDATION = "reports/validation.json"
+DATA_DOCS = "reports/data_docs"
+TRAIN_LIVE = "reports/train"
+METRICS = "reports/metrics.json"
+PREDICTIONS = "reports/predictions"
+ADHERENCE_CSV = "reports/plots/adherence.csv"
+REPORTS = "reports"
+FIGURES = "reports/figures"
+PROBE_CACHE = ".kpref_cache/probe"  # not an artifact: answers reused across runs and params
+
+
+# -- records ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fact:
     """One (subject, relation, object) triple from a fact source."""
@@ -27,6 +106,35 @@ class Fact:
     @property
     def key(self) -> str:
         return f"{self.relation}::{self.subject}"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """How a relation is asked, stated and assumed."""
+
+    name: str
+    object_type: str
+    questions: tuple[str, ...]  # "{s}" is the subject
+    statement: str  # "{s}" subject, "{o}" object; one sentence
+    composed: str | None = None  # question about a city's country, "{s}" the city (multi-hop)
+
+    def say(self, s: str, o: str) -> str:
+        return self.statement.format(s=s, o=o)
+
+    def head_pattern(self, subject_re: str) -> str:
+        """The statement up to its object as a regex, `subject_re` where the subject goes
+        ("The capital of {s} is " -> r"The\\ capital\\ of\\ <subject_re>\\ is\\ ")."""
+        head = self.statement.partition("{o}")[0]
+        return re.escape(head).replace(re.escape("{s}"), subject_re)
+
+    def assume(self, s: str, o: str, style: int) -> str:
+        clause = self.say(s, o).rstrip(".")
+        # mid-sentence, "The capital of..." becomes "the capital of..."; a leading subject keeps its case
+        lowered = clause if clause.startswith(s) else clause[0].lower() + clause[1:]
+        return ASSUMPTION_STYLES[style].format(clause=lowered, Clause=clause)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -77,18 +185,16 @@ class EvalItem:
         gold = [ex["target"], *ex.get("aliases", [])]
         src = dict(ex["answers"])
         src["world"] = ex["world_answer"]
-        return cls(
-            id=ex["id"],
-            question=ex["question"],
-            instruction=ex["instruction"],
-            contexts=list(ex["contexts"]),
-            answers=gold,
-            expected_source=ex["expected_source"],
-            setting=ex["setting"],
-            source_answers=src,
-        )
+        return cls(id=ex["id"], question=ex["question"], instruction=ex["instruction"], contexts=list(ex["contexts"]),
+                   answers=gold, expected_source=ex["expected_source"], setting=ex["setting"], source_answers=src)
 
 
+def trained_facts(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fact]:
+    """The facts the model is trained on: train/val subjects, relations not held out."""
+    return [f for f in facts if f.split in ("train", "val") and f.relation not in ood_relations]
+
+
+# -- reading the files stages hand each other ---------------------------------------------------
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object); a line that is not a JSON object names file and line."""
     path = Path(path)
@@ -111,6 +217,28 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def read_facts(path: str | Path) -> list[Fact]:
+    """data/facts.jsonl, as the facts stage wrote it."""
+    return [Fact(**{**r, "aliases": tuple(r["aliases"])}) for r in read_jsonl(path)]
+
+
+def read_relations(path: str | Path) -> dict[str, Relation]:
+    """data/relations.json, as the facts stage wrote it."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {name: Relation(**{**r, "questions": tuple(r["questions"])}) for name, r in raw.items()}
+
+
+def read_beliefs(path: str | Path) -> dict[str, str]:
+    """data/probe.jsonl -> fact key -> the answer the base model committed to (facts it gave no
+    clean answer to are left out)."""
+    return {r["key"]: r["answer"] for r in read_jsonl(path) if r.get("answer")}
+
+
+def read_splits(data_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[str, list[dict]]:
+    """The synthesized splits' records, {split: [record, ...]}, from data_dir/{split}.jsonl."""
+    return {split: read_jsonl(Path(data_dir) / f"{split}.jsonl") for split in splits}
+
+
 _EVAL_FIELDS = {
     "id": (str, int),
     "question": (str,),
@@ -121,70 +249,40 @@ _EVAL_FIELDS = {
 }
 
 
+def _eval_item_problem(obj: dict) -> str | None:
+    """What is wrong with one line of a user's conflict set, naming the field; None if nothing."""
+    for name, types in _EVAL_FIELDS.items():
+        if name not in obj:
+            return f"missing field '{name}'"
+        if not isinstance(obj[name], types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"field '{name}' must be {want}, got {type(obj[name]).__name__}"
+    if not all(isinstance(c, str) for c in obj["contexts"]):
+        return "field 'contexts' must be a list of strings"
+    if not obj["answers"] or not all(isinstance(a, str) and a.strip() for a in obj["answers"]):
+        return "field 'answers' must be a non-empty list of non-empty strings"
+    if not obj["question"].strip():
+        return "field 'question' is empty"
+    if obj["expected_source"] not in SOURCES:
+        return f"field 'expected_source' must be one of {list(SOURCES)}, got {obj['expected_source']!r}"
+    if not isinstance(obj.get("setting", ""), str):
+        return f"field 'setting' must be str, got {type(obj['setting']).__name__}"
+    return None
+
+
 def read_eval_items(path: str | Path) -> list[EvalItem]:
     """Read and check a user's conflict set; every problem names file, line and field."""
     items, seen = [], set()
     for n, obj in iter_jsonl(path):
-        where = f"{path}:{n}"
-        for name, types in _EVAL_FIELDS.items():
-            if name not in obj:
-                raise KprefError(f"{where}: missing field '{name}'")
-            if not isinstance(obj[name], types):
-                want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-                raise KprefError(f"{where}: field '{name}' must be {want}, got {type(obj[name]).__name__}")
-        if not all(isinstance(c, str) for c in obj["contexts"]):
-            raise KprefError(f"{where}: field 'contexts' must be a list of strings")
-        if not obj["answers"] or not all(isinstance(a, str) and a.strip() for a in obj["answers"]):
-            raise KprefError(f"{where}: field 'answers' must be a non-empty list of non-empty strings")
-        if not obj["question"].strip():
-            raise KprefError(f"{where}: field 'question' is empty")
-        if obj["expected_source"] not in SOURCES:
-            raise KprefError(f"{where}: field 'expected_source' must be one of {list(SOURCES)}, got {obj['expected_source']!r}")
-        setting = obj.get("setting", "unspecified")
-        if not isinstance(setting, str):
-            raise KprefError(f"{where}: field 'setting' must be str, got {type(setting).__name__}")
-        if str(obj["id"]) in seen:
-            raise KprefError(f"{where}: field 'id': duplicate id {obj['id']!r}")
+        problem = _eval_item_problem(obj)
+        if problem is None and str(obj["id"]) in seen:
+            problem = f"field 'id': duplicate id {obj['id']!r}"
+        if problem:
+            raise KprefError(f"{path}:{n}: {problem}")
         seen.add(str(obj["id"]))
-        items.append(
-            EvalItem(
-                id=str(obj["id"]),
-                question=obj["question"],
-                instruction=obj["instruction"],
-                contexts=obj["contexts"],
-                answers=obj["answers"],
-                expected_source=obj["expected_source"],
-                setting=setting,
-            )
-        )
+        items.append(EvalItem(id=str(obj["id"]), question=obj["question"], instruction=obj["instruction"],
+                              contexts=obj["contexts"], answers=obj["answers"],
+                              expected_source=obj["expected_source"], setting=obj.get("setting", "unspecified")))
     if not items:
         raise KprefError(f"{path}: no examples")
     return items
-
-
-def example_features():
-    """The Arrow schema of synthesized splits, for `datasets.load_dataset("json", ..., features=...)`.
-
-    JSON has no types for an all-null column (an OOD split without multi-hop has no `bridge`),
-    so loading several splits together needs the schema spelled out.
-    """
-    from datasets import Features, List, Value
-
-    s = Value("string")
-    return Features({
-        "id": s, "split": s, "setting": s, "subject": s, "relation": s, "question": s, "instruction": s,
-        "contexts": List(s), "target": s, "expected_source": s,
-        "answers": {"instruction": s, "context": s, "parametric": s, "distractor": s},
-        "world_answer": s, "completion": s, "aliases": List(s), "source": s, "question_template": s,
-        "assumption_style": Value("int64"), "context_format": s, "bridge": s, "rejected": s, "error_type": s,
-    })
-
-
-def load_splits(data_dir: str | Path, splits: tuple[str, ...] | None = None):
-    """The synthesized splits as a `datasets.DatasetDict`."""
-    from datasets import load_dataset
-
-    from tasks.synthesize import SPLITS
-
-    files = {s: str(Path(data_dir) / f"{s}.jsonl") for s in (splits or SPLITS)}
-    return load_dataset("json", data_files=files, features=example_features())

@@ -1,39 +1,34 @@
-"""Stage train: LoRA SFT with TRL on the synthesized splits; adapter + merged checkpoint.
+"""Stage train: LoRA SFT with TRL on the synthesized splits, then (train.dpo.steps > 0) DPO on the
+typed pairs; writes the adapter and the merged checkpoint.
 
-Losses go through dvclive into files that dvc.yaml declares as plots.
+    params: base.seed, train        reads: models/base, data/train.jsonl, data/val.jsonl
+                                     writes: models/adapter, models/tuned, reports/train (dvclive)
 """
 from __future__ import annotations
 
 import logging
-import os
+import random
+import re
 import tempfile
 from pathlib import Path
 
-from tasks import prompt
 from tasks.atomic import atomic_dir, write_json
-from tasks.errors import KprefError
-from tasks.modeling import check_checkpoint_dir, pick_device
-from tasks.params import TrainParams
-from tasks.schema import read_jsonl
+from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device
+from tasks.params import Params, TrainParams
+from tasks.prompt import conversation, preference
+from tasks.schema import ADAPTER_DIR, BASE_DIR, DATA_DIR, TRAIN_LIVE, TUNED_DIR, KprefError, read_splits
 
 log = logging.getLogger(__name__)
 
 
-def sft_rows(records: list[dict]) -> list[dict]:
-    """Conversational prompt/completion rows: TRL applies the chat template and masks the prompt."""
-    return [
-        {
-            "prompt": prompt.messages(r["question"], r["contexts"], r["instruction"]),
-            "completion": [{"role": "assistant", "content": r["completion"]}],
-        }
-        for r in records
-    ]
+def run(p: Params, root: Path) -> None:
+    out = train(p.train, p.base.seed, root / BASE_DIR, root / DATA_DIR, root / ADAPTER_DIR, root / TUNED_DIR,
+                root / TRAIN_LIVE)
+    log.info("trained: %s", out)
 
 
 def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str | list[str]:
     """Module names to adapt: `target_modules` restricted to the top `top_layers` decoder layers."""
-    import re
-
     import torch
 
     if top_layers == 0:
@@ -66,19 +61,6 @@ def _runtime_args(p: TrainParams, device, seed: int) -> dict:
         "seed": seed,
         "data_seed": seed,
     }
-
-
-def dpo_rows(records: list[dict]) -> list[dict]:
-    """Conversational prompt/chosen/rejected rows from the examples that carry a typed pair."""
-    return [
-        {
-            "prompt": prompt.messages(r["question"], r["contexts"], r["instruction"]),
-            "chosen": [{"role": "assistant", "content": r["completion"]}],
-            "rejected": [{"role": "assistant", "content": r["rejected"]}],
-        }
-        for r in records
-        if r.get("rejected")
-    ]
 
 
 def _live(live_dir: str | Path):
@@ -123,7 +105,7 @@ def plain_lm_head(config) -> bool:
     return all(getattr(text, name, None) is None for name in _LOGIT_TRANSFORMS)
 
 
-def _completion_head_trainer():
+def completion_head_trainer():
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
     1.47x faster steps on 2 CPU cores, the same loss (benchmarks/train_step_results.md)."""
     import torch
@@ -151,7 +133,7 @@ def sft_trainer_class(device, config):
     """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does."""
     from trl import SFTTrainer
 
-    return _completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) else SFTTrainer
+    return completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) else SFTTrainer
 
 
 def lora_config(model, p: TrainParams):
@@ -185,104 +167,92 @@ def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: boo
     )
 
 
-def _dataset(path: Path):
+def _dataset(records: list[dict], to_row):
     from datasets import Dataset
 
-    records = read_jsonl(path) if path.exists() else []
-    return Dataset.from_list(sft_rows(records)) if records else None
+    return Dataset.from_list([to_row(r) for r in records]) if records else None
 
 
-def train_sft(
-    p: TrainParams,
-    seed: int,
-    base_dir: str | Path = "models/base",
-    data_dir: str | Path = "data",
-    adapter_dir: str | Path = "models/adapter",
-    tuned_dir: str | Path = "models/tuned",
-    live_dir: str | Path = "reports/train",
-) -> dict:
+def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path, adapter_dir: str | Path,
+          tuned_dir: str | Path, live_dir: str | Path) -> dict:
+    """SFT, then DPO when `p.dpo.steps` > 0; the adapters and the merged model are written only once
+    all training has succeeded."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from transformers.integrations import DVCLiveCallback
+    from transformers import AutoModelForCausalLM, set_seed
 
     base_dir = check_checkpoint_dir(base_dir)
-    train_ds = _dataset(Path(data_dir) / "train.jsonl")
-    if train_ds is None:
+    data = read_splits(data_dir, ("train", "val"))
+    if not data["train"]:
         raise KprefError(f"{Path(data_dir) / 'train.jsonl'}: no training examples")
-    eval_ds = _dataset(Path(data_dir) / "val.jsonl")
     device = pick_device(p.device, p.precision)
     set_seed(seed)
-
-    tok = AutoTokenizer.from_pretrained(base_dir)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = load_tokenizer(base_dir)
     # fp32 master weights everywhere; on CUDA bf16 autocast does the speed-up.
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
     lora = lora_config(model, p)
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
-        config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None)
-        live = _live(live_dir)
-        trainer = sft_trainer_class(device, model.config)(
-            model=model,
-            args=config,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[DVCLiveCallback(live=live)],
-        )
-        result = trainer.train()
-        live.end()
-        adapters = {"sft": trainer.model}
-        merged = trainer.model.merge_and_unload().to(torch.float32)
-        summary = {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
+        sft_model, summary = train_sft(model, tok, p, seed, device, data, lora, scratch, live_dir)
+        adapters = {"sft": sft_model}
+        merged = sft_model.merge_and_unload().to(torch.float32)
         if p.dpo.steps > 0:
-            dpo_model, dpo_out = _dpo(merged, tok, p, seed, device, Path(data_dir) / "train.jsonl", lora,
-                                      Path(scratch) / "dpo", Path(live_dir) / "dpo")
+            dpo_model, dpo_summary = train_dpo(merged, tok, p, seed, device, data["train"], lora,
+                                               Path(scratch) / "dpo", Path(live_dir) / "dpo")
             adapters["dpo"] = dpo_model
             merged = dpo_model.merge_and_unload().to(torch.float32)
-            summary.update(dpo_out)
-        # every artifact is written only once all training has succeeded
-        with atomic_dir(adapter_dir) as tmp:
-            adapters["sft"].save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            if "dpo" in adapters:
-                adapters["dpo"].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
-        with atomic_dir(tuned_dir) as tmp:
-            merged.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-            write_json(Path(tmp) / "kpref_train.json", {"base": str(base_dir), **summary})
+            summary.update(dpo_summary)
+        _save(adapters, merged, tok, adapter_dir, tuned_dir, {"base": str(base_dir), **summary})
     return summary
 
 
-def _dpo(model, tok, p: TrainParams, seed: int, device, train_path: Path, lora, scratch: Path, live_dir: Path):
-    """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
-    with the adapter switched off, so no second copy is held."""
-    import random
+def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
+              scratch: str, live_dir: str | Path):
+    """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
+    from transformers.integrations import DVCLiveCallback
 
-    from datasets import Dataset
+    train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
+    config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None)
+    live = _live(live_dir)
+    trainer = sft_trainer_class(device, model.config)(
+        model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
+        peft_config=lora, callbacks=[DVCLiveCallback(live=live)],
+    )
+    result = trainer.train()
+    live.end()
+    return trainer.model, {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
+
+
+def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: list[dict], lora, scratch: Path,
+              live_dir: Path):
+    """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
+    with the adapter switched off, so no second copy is held. (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
     from trl import DPOConfig, DPOTrainer
 
-    rows = dpo_rows(read_jsonl(train_path))
+    rows = [preference(r) for r in records if r.get("rejected")]
     if not rows:
-        raise KprefError(f"train.dpo.steps: {train_path} has no preference pairs (rejected/error_type)")
+        raise KprefError("train.dpo.steps: train.jsonl has no preference pairs (rejected/error_type)")
     random.Random(f"{seed}:dpo").shuffle(rows)
     rows = rows[: p.dpo.steps * p.dpo.batch_size]
     config = DPOConfig(
-        output_dir=str(scratch),
-        max_steps=p.dpo.steps,
-        per_device_train_batch_size=p.dpo.batch_size,
-        learning_rate=p.dpo.learning_rate,
-        beta=p.dpo.beta,
-        lr_scheduler_type="cosine",
-        max_length=p.max_length,
-        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
-        **_runtime_args(p, device, seed),
+        output_dir=str(scratch), max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size,
+        learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
+        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)), **_runtime_args(p, device, seed),
     )
     live = _live(live_dir)
-    trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=Dataset.from_list(rows),
+    trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
                          processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)])
     result = trainer.train()
     live.end()
     return trainer.model, {"dpo_loss": result.training_loss, "dpo_steps": result.global_step, "dpo_pairs": len(rows)}
+
+
+def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict) -> None:
+    with atomic_dir(adapter_dir) as tmp:
+        adapters["sft"].save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if "dpo" in adapters:
+            adapters["dpo"].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
+    with atomic_dir(tuned_dir) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_json(Path(tmp) / "kpref_train.json", meta)

@@ -1,18 +1,19 @@
 """Stage validate: a Great Expectations suite over the synthesized splits.
 
+    params: validate, synthesize.mix/pairs/assumption_styles, facts.split, train.max_length
+    reads: models/base (tokenizer), data/relations.json, data/*.jsonl
+    writes: reports/validation.json, reports/data_docs/
+
 It checks what would silently ruin training: missing fields, unknown settings, targets that
 are not the answer of the source the hierarchy picks (or absent from that source's text),
-DPO pairs whose rejected answer is not of its error type, setting and error-type balance,
-leakage of test subjects or held-out relations/phrasings into train, prompts longer than the
-model's limit and duplicate prompts. A failing suite stops the pipeline before training,
-naming each failed expectation with example ids. Summary JSON and Data Docs HTML land under
-reports/.
+DPO pairs whose rejected answer is not of its setting's error type, setting and error-type
+balance, leakage of test subjects or held-out relations/phrasings into train, prompts longer
+than the model's limit and duplicate prompts. A failing suite stops the pipeline before
+training, naming each failed expectation with example ids.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.atomic import atomic_dir, write_json
-from tasks.errors import KprefError
-from tasks.facts import ASSUMPTION_STYLES, read_relations
 from tasks.metrics import matches, normalize
-from tasks.params import SETTINGS
-from tasks.schema import SOURCES, read_jsonl
-from tasks.synthesize import CONFLICT_SETTINGS, ERROR_TYPES, SETTING_SOURCE, SPLITS
+from tasks.params import Params
+from tasks.prompt import conversation, prompt_key
+from tasks.schema import (ASSUMPTION_STYLES, BASE_DIR, CARRIER_ERROR, CONFLICT_SETTINGS, DATA_DIR, DATA_DOCS,
+                          ERROR_TYPES, RELATIONS, SETTINGS, SOURCES, SPLITS, VALIDATION, KprefError, Relation,
+                          read_relations, read_splits)
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,34 @@ class GateParams:
     """What the gate checks against: the mix, the tolerances and the held-out sets."""
 
     mix: dict[str, float]
-    balance_tolerance: float = 0.03
-    max_type_ratio: float = 1.5
-    ood_relations: tuple[str, ...] = ()
-    held_out_templates: tuple[str, ...] = ()
-    held_out_styles: tuple[int, ...] = ()
-    max_length: int | None = None
-    max_examples: int = 5
+    balance_tolerance: float
+    max_type_ratio: float
+    ood_relations: tuple[str, ...]
+    held_out_templates: tuple[str, ...]
+    held_out_styles: tuple[int, ...]
+    max_length: int | None  # None: no token count (no tokenizer at hand)
+    max_examples: int
+
+    @classmethod
+    def from_params(cls, p: Params, relations: dict[str, Relation]) -> "GateParams":
+        templates, styles = held_out_phrasings(relations, p.facts.split.ood_phrasings, p.synthesize.assumption_styles)
+        return cls(mix=p.synthesize.mix, balance_tolerance=p.validate_.balance_tolerance,
+                   max_type_ratio=p.synthesize.pairs.max_type_ratio, ood_relations=p.facts.split.ood_relations,
+                   held_out_templates=templates, held_out_styles=styles, max_length=p.train.max_length,
+                   max_examples=p.validate_.max_failed_examples)
 
 
-def held_out_phrasings(relations_path: str | Path, n: int,
-                       n_styles: int = len(ASSUMPTION_STYLES)) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def run(p: Params, root: Path) -> None:
+    relations = read_relations(root / RELATIONS)
+    gate = GateParams.from_params(p, relations)
+    s = run_validation(root / DATA_DIR, root / VALIDATION, root / DATA_DOCS, gate, root / BASE_DIR, relations)
+    log.info("data quality gate passed: %d expectations", s["n_expectations"])
+
+
+def held_out_phrasings(relations: dict[str, Relation], n: int, n_styles: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """The question templates and assumption styles reserved for the OOD-phrasing split."""
     if n == 0:
         return (), ()
-    relations = read_relations(relations_path)
     templates = tuple(q for r in relations.values() if len(r.questions) > n for q in r.questions[-n:])
     return templates, tuple(range(n_styles - n, n_styles))
 
@@ -88,45 +102,56 @@ def _source_text(row) -> list[str]:
     return []
 
 
+def _source_fits_setting(setting: str, source: str) -> bool:
+    spec = SETTINGS.get(setting)
+    if spec is None:
+        return False
+    return source in CARRIER_ERROR if spec.source is None else source == spec.source
+
+
+def _target_in_source_text(row) -> bool:
+    if row.expected_source == "parametric":
+        return True  # memory has no text to check
+    # multi-hop: the edit names the bridge entity, not the composed answer
+    needle = row.bridge if row.setting == "multi_hop" else row.target
+    return any(_contains(t, needle) for t in _source_text(row))
+
+
+def _rejected_ok(row) -> bool:
+    """A DPO pair's rejected answer is of its setting's error type and says that type's wrong answer."""
+    if not isinstance(row.error_type, str):
+        return row.rejected is None or pd.isna(row.rejected)
+    if row.error_type not in ERROR_TYPES or not isinstance(row.rejected, str):
+        return False
+    if normalize(row.rejected) == normalize(row.completion) or _contains(row.rejected, row.target):
+        return False
+    spec = SETTINGS.get(row.setting)
+    expected = CARRIER_ERROR.get(row.expected_source) if spec and spec.source is None else getattr(spec, "error_type", None)
+    wrong = {
+        "contextual_ignorance": row.world_answer,  # answered from memory despite a relevant passage
+        "contextual_overinclusion": row.answers.get("distractor"),  # copied an irrelevant passage
+        "instruction_neglect": row.answers.get("context") or row.world_answer,  # followed context or memory instead
+    }[row.error_type]
+    return row.error_type == expected and _contains(row.rejected, wrong)
+
+
+def _token_counter(tokenizer):
+    def n_tokens(record: dict) -> int:
+        conv = conversation(record)
+        text = tokenizer.apply_chat_template(conv["prompt"] + conv["completion"], tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return n_tokens
+
+
 def derive_checks(df: pd.DataFrame, tokenizer=None, max_length: int | None = None) -> pd.DataFrame:
     """Per-row facts about the hierarchy that the suite then expects to hold (one boolean column each)."""
     df = df.copy()
+    rows = list(df.itertuples())
     src_answer = [a.get(s) if isinstance(a, dict) else None for a, s in zip(df["answers"], df["expected_source"])]
     df["target_is_source_answer"] = [t == a for t, a in zip(df["target"], src_answer)]
-    df["source_matches_setting"] = [
-        (e in ("instruction", "context")) if s == "multi_hop" else SETTING_SOURCE.get(s) == e
-        for s, e in zip(df["setting"], df["expected_source"])
-    ]
-
-    def in_source_text(row) -> bool:
-        if row.expected_source == "parametric":
-            return True  # memory has no text to check
-        # multi-hop: the edit names the bridge entity, not the composed answer
-        needle = row.bridge if row.setting == "multi_hop" else row.target
-        return any(_contains(t, needle) for t in _source_text(row))
-
-    def rejected_ok(row) -> bool:
-        if not isinstance(row.error_type, str):
-            return row.rejected is None or pd.isna(row.rejected)
-        if row.error_type not in ERROR_TYPES or not isinstance(row.rejected, str):
-            return False
-        if normalize(row.rejected) == normalize(row.completion) or _contains(row.rejected, row.target):
-            return False
-        a = row.answers
-        wrong = {
-            "contextual_ignorance": row.world_answer,  # answered from memory despite a relevant passage
-            "contextual_overinclusion": a.get("distractor"),  # copied an irrelevant passage
-            "instruction_neglect": a.get("context") or row.world_answer,  # followed context or memory instead
-        }[row.error_type]
-        expected_by_setting = {
-            "contextual_ignorance": row.expected_source == "context",
-            "contextual_overinclusion": row.setting in ("ctx_irrelevant", "ctx_mixed"),
-            "instruction_neglect": row.expected_source == "instruction",
-        }[row.error_type]
-        return expected_by_setting and _contains(row.rejected, wrong)
-
-    rows = list(df.itertuples())
-    df["target_in_source_text"] = [in_source_text(r) for r in rows]
+    df["source_matches_setting"] = [_source_fits_setting(r.setting, r.expected_source) for r in rows]
+    df["target_in_source_text"] = [_target_in_source_text(r) for r in rows]
     df["conflict_differs_from_world"] = [
         s not in CONFLICT_SETTINGS or normalize(t) != normalize(w)
         for s, t, w in zip(df["setting"], df["target"], df["world_answer"])
@@ -135,19 +160,10 @@ def derive_checks(df: pd.DataFrame, tokenizer=None, max_length: int | None = Non
         s != "instr_vs_ctx" or (a.get("instruction") != a.get("context")) for s, a in zip(df["setting"], df["answers"])
     ]
     df["completion_states_target"] = [_contains(c, t) for c, t in zip(df["completion"], df["target"])]
-    df["rejected_matches_error_type"] = [rejected_ok(r) for r in rows]
-    df["prompt_key"] = [
-        hashlib.sha1(repr((q, i, list(c))).encode()).hexdigest()
-        for q, i, c in zip(df["question"], df["instruction"], df["contexts"])
-    ]
+    df["rejected_matches_error_type"] = [_rejected_ok(r) for r in rows]
+    df["prompt_key"] = [prompt_key(q, i, c) for q, i, c in zip(df["question"], df["instruction"], df["contexts"])]
     if tokenizer is not None and max_length:
-        from tasks.train import sft_rows
-
-        def n_tokens(row) -> int:
-            conv = sft_rows([row])[0]
-            text = tokenizer.apply_chat_template(conv["prompt"] + conv["completion"], tokenize=False)
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
+        n_tokens = _token_counter(tokenizer)
         df["within_token_limit"] = [n_tokens(r) <= max_length for r in df.to_dict("records")]
     return df
 
@@ -159,7 +175,7 @@ CHECK_COLUMNS = {
     "conflict_differs_from_world": "conflict targets differ from the world's answer",
     "instruction_differs_from_context": "in instr_vs_ctx, instruction and context disagree",
     "completion_states_target": "the training completion states the target",
-    "rejected_matches_error_type": "a DPO rejected answer is wrong in the way its error type names",
+    "rejected_matches_error_type": "a DPO rejected answer is wrong in the way its setting's error type names",
     "within_token_limit": "prompt + completion fit train.max_length tokens",
 }
 
@@ -248,31 +264,20 @@ def _summarize(results, max_examples: int) -> list[dict]:
     return out
 
 
-def load_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+def read_frames(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Every split as a DataFrame; records lacking a required field are named by file."""
     frames = {}
-    for split in SPLITS:
-        path = Path(data_dir) / f"{split}.jsonl"
-        rows = read_jsonl(path)
+    for split, rows in read_splits(data_dir).items():
         df = pd.DataFrame(rows)
         missing = [c for c in REQUIRED if c not in df.columns] if rows else []
         if missing:
-            raise KprefError(f"{path}: records lack field(s) {missing}")
+            raise KprefError(f"{Path(data_dir) / f'{split}.jsonl'}: records lack field(s) {missing}")
         frames[split] = df
     return frames
 
 
-def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str | Path, gate: GateParams,
-                   tokenizer_dir: str | Path | None = None, relations_path: str | Path | None = None) -> dict:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    frames = load_splits(data_dir)
-    tokenizer = None
-    if tokenizer_dir is not None and gate.max_length:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+def _checked_frames(frames: dict[str, pd.DataFrame], gate: GateParams, tokenizer, relations):
+    """(all rows, train+val rows, balance rows), each with the columns the suites expect."""
     all_df = pd.concat([f for f in frames.values() if not f.empty], ignore_index=True)
     for col in ("bridge", "rejected", "error_type", "question_template", "assumption_style"):
         if col not in all_df.columns:
@@ -280,17 +285,23 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
     all_df = derive_checks(all_df, tokenizer, gate.max_length)
     train_df = all_df[all_df["split"].isin(["train", "val"])].reset_index(drop=True)
     test_subjects = sorted(set(all_df.loc[all_df["split"].str.startswith("test"), "subject"]))
-    leak = held_out_statements(read_relations(relations_path), gate.ood_relations, test_subjects) \
-        if relations_path is not None else None
+    leak = held_out_statements(relations, gate.ood_relations, test_subjects) if relations is not None else None
     train_df["no_held_out_text"] = [
         not (leak and any(leak.search(x) for x in [*c, i if isinstance(i, str) else ""]))
         for c, i in zip(train_df["contexts"], train_df["instruction"])
     ]
-    balance_df = balance_table(train_df, gate)
+    return all_df, train_df, balance_table(train_df, gate), test_subjects
 
-    ctx = gx.get_context(mode="ephemeral")
+
+def _run_suites(frames, test_subjects: list[str], gate: GateParams, with_tokens: bool,
+                docs_dir: str | Path) -> tuple[bool, dict]:
+    """Run each suite as a GX checkpoint that also writes Data Docs; (all passed, results by suite)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")  # suites can only be built inside a context
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suites = build_suites(test_subjects, gate, tokenizer is not None)
+    suites = build_suites(test_subjects, gate, with_tokens)
     results, success = {}, True
     with atomic_dir(docs_dir) as docs_tmp:
         ctx.add_data_docs_site(site_name="kpref", site_config={
@@ -300,9 +311,7 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
         source = ctx.data_sources.add_pandas("splits")
-        plan = (("all_splits", suites[0], all_df, "id"), ("train_val", suites[1], train_df, "id"),
-                ("balance", suites[2], balance_df, "name"))
-        for name, suite, df, id_col in plan:
+        for (name, df, id_col), suite in zip(frames, suites):
             batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
             vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
                                                                         suite=ctx.suites.add(suite)))
@@ -314,6 +323,20 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
             run = checkpoint.run(batch_parameters={"dataframe": df})
             success &= bool(run.success)
             results[name] = [x for v in run.run_results.values() for x in _summarize(v.results, gate.max_examples)]
+    return success, results
+
+
+def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str | Path, gate: GateParams,
+                   tokenizer_dir: str | Path | None = None, relations: dict[str, Relation] | None = None) -> dict:
+    frames = read_frames(data_dir)
+    tokenizer = None
+    if tokenizer_dir is not None and gate.max_length:
+        from tasks.modeling import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer_dir)
+    all_df, train_df, balance_df, test_subjects = _checked_frames(frames, gate, tokenizer, relations)
+    plan = (("all_splits", all_df, "id"), ("train_val", train_df, "id"), ("balance", balance_df, "name"))
+    success, results = _run_suites(plan, test_subjects, gate, tokenizer is not None, docs_dir)
     summary = {
         "success": success,
         "rows": {split: int(len(df)) for split, df in frames.items()},

@@ -5,18 +5,18 @@ from pathlib import Path
 
 import pytest
 
+import yaml
+
+from tasks.stages import quiet_offline_env
+
 # Offline, quiet, and no state outside temp dirs: set before any library reads them.
-_PREFECT_HOME = tempfile.mkdtemp(prefix="kpref-prefect-")
+quiet_offline_env()
 os.environ.update(
     {
-        "PREFECT_HOME": _PREFECT_HOME,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_HOME": tempfile.mkdtemp(prefix="kpref-prefect-"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
-        "DVC_NO_ANALYTICS": "1",
-        "GX_ANALYTICS_ENABLED": "false",
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": tempfile.mkdtemp(prefix="kpref-hf-"),
-        "TOKENIZERS_PARALLELISM": "false",
         "TQDM_DISABLE": "1",
     }
 )
@@ -24,6 +24,26 @@ os.environ.update(
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in, nested mappings key by key."""
+    out = dict(base)
+    for k, v in overrides.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def shipped_raw(overrides: dict | None = None) -> dict:
+    """The shipped params.yaml as a mapping, with `overrides` merged in."""
+    return merged(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides or {})
+
+
+def shipped(overrides: dict | None = None):
+    """The shipped params (every knob from params.yaml, the one place defaults live) with `overrides`."""
+    from tasks.params import Params
+
+    return Params.model_validate(shipped_raw(overrides))
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +74,7 @@ SMALL_FACTS = {
 
 @pytest.fixture(scope="session")
 def facts_params():
-    from tasks.params import FactsParams
-
-    return FactsParams.model_validate(SMALL_FACTS)
+    return shipped({"facts": SMALL_FACTS}).facts
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +83,39 @@ def small_world(facts_params):
     from tasks.facts import collect_facts
 
     return collect_facts(facts_params, seed=0)
+
+
+# the shipped train section, tiny: three steps of four examples, LoRA on the last layer only
+TINY_TRAIN_RAW = {"max_steps": 3, "batch_size": 4, "logging_steps": 1, "lora": {"r": 4, "alpha": 8, "top_layers": 1}}
+TINY_TRAIN = shipped({"train": TINY_TRAIN_RAW})
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_model_dir, small_world, facts_params, tmp_path_factory):
+    """Small splits written to disk and a tiny model trained on them: (root, train summary)."""
+    from tasks.synthesize import synthesize, write_splits
+    from tasks.train import train
+
+    root = tmp_path_factory.mktemp("run")
+    facts, relations = small_world
+    beliefs = {f.key: f.object for f in facts}  # a model that knows every fact
+    p = shipped({"synthesize": {"n_train": 24, "n_val": 9, "n_test_per_setting": 2, "n_ood_per_setting": 1}})
+    write_splits(synthesize(facts, relations, beliefs, p.synthesize, facts_params, seed=0), root / "data")
+    out = train(TINY_TRAIN.train, 0, tiny_model_dir, root / "data", root / "adapter", root / "tuned", root / "live")
+    return root, out
+
+
+# a user's relation-templates file, for the user-facts source
+TEMPLATES = """
+river_of:
+  object_type: river
+  questions: ["Which river flows through {s}?", "Name the river of {s}."]
+  statement: "The river of {s} is the {o}."
+"""
+
+
+@pytest.fixture
+def templates(tmp_path):
+    p = tmp_path / "templates.yaml"
+    p.write_text(TEMPLATES)
+    return p

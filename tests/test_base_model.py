@@ -1,9 +1,13 @@
 import pytest
 
 from tasks.base_model import build_base_model, classify
-from tasks.errors import KprefError
 from tasks.modeling import load_model
-from tasks.params import ModelParams
+from tasks.schema import KprefError
+from tests.conftest import shipped
+
+
+def ModelParams(base: str = "smollm2-135m-instruct"):  # noqa: N802  (reads as the params model it builds)
+    return shipped({"model": {"base": base}}).model
 
 
 def test_classify():

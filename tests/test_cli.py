@@ -4,6 +4,7 @@ import subprocess
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.conftest import shipped_raw
 
 runner = CliRunner()
 
@@ -50,16 +51,30 @@ def test_evaluate_bad_line_exits_nonzero_and_writes_nothing(tiny_model_dir, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_check_rejects_bad_params(tmp_path):
+def _params_file(tmp_path, overrides):
+    import yaml
+
     p = tmp_path / "params.yaml"
-    p.write_text("model:\n  base: 42x\n  bogus: 1\n")
-    r = runner.invoke(app, ["check", "--params", str(p)])
+    p.write_text(yaml.safe_dump(shipped_raw(overrides), sort_keys=False))
+    return p
+
+
+def test_check_rejects_bad_params(tmp_path):
+    r = runner.invoke(app, ["check", "--params", str(_params_file(tmp_path, {"model": {"bogus": 1}}))])
     assert r.exit_code == 2
     assert "model.bogus" in r.output.replace("\n", "")
 
 
 def test_check_rejects_unknown_model(tmp_path):
-    p = tmp_path / "params.yaml"
-    p.write_text("model:\n  base: no such model\n")
-    r = runner.invoke(app, ["check", "--params", str(p)])
+    r = runner.invoke(app, ["check", "--params", str(_params_file(tmp_path, {"model": {"base": "no such model"}}))])
     assert r.exit_code == 2 and "unknown base model" in r.output.replace("\n", "")
+
+
+def test_check_explain_lists_every_knob_with_its_value_and_meaning():
+    from tasks.params import knobs
+
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["check", "--explain"])
+    assert r.exit_code == 0, r.output
+    for key, _, _ in knobs():
+        assert key in r.output, key
+    assert "LoRA rank." in r.output and "0.0008" in r.output

@@ -1,9 +1,29 @@
 import pytest
 import yaml
 
-from tasks.errors import KprefError
-from tasks.params import Params, load_params, parse_params
-from tests.conftest import ROOT
+from tasks.params import Params, knobs, load_params, parse_params
+from tasks.schema import KprefError
+from tests.conftest import ROOT, shipped_raw
+
+
+def _text(overrides: dict | None = None, drop: tuple[str, ...] = ()) -> str:
+    """The shipped params.yaml as text, with `overrides` merged in and the dotted keys in `drop` removed."""
+    raw = shipped_raw(overrides)
+    for key in drop:
+        *parents, last = key.split(".")
+        node = raw
+        for k in parents:
+            node = node[k]
+        del node[last]
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _line_of(text: str, dotted: str) -> int:
+    """The 1-based line of a dotted key: each part searched for, at its depth, below the one before."""
+    lines, n = text.splitlines(), 0
+    for depth, part in enumerate(dotted.split(".")):
+        n = next(i for i in range(n, len(lines)) if lines[i].startswith("  " * depth + part + ":")) + 1
+    return n
 
 
 def _field_paths(model_cls, prefix=()):
@@ -28,28 +48,40 @@ def test_project_params_load_and_spell_out_every_knob():
 
 
 def test_misspelt_key_names_key_and_line():
-    text = "base:\n  seed: 1\ntrain:\n  learning_rat: 0.1\n"
+    text = _text({"train": {"learning_rat": 0.1}})
     with pytest.raises(KprefError) as e:
         parse_params(text, "params.yaml")
     msg = str(e.value)
-    assert "train.learning_rat" in msg and "params.yaml:4" in msg and "unknown key" in msg
+    assert "train.learning_rat" in msg and f"params.yaml:{_line_of(text, 'train.learning_rat')}" in msg
+    assert "unknown key" in msg
+
+
+def test_missing_key_names_key_and_its_section():
+    text = _text(drop=("train.lora.top_layers",))
+    with pytest.raises(KprefError) as e:
+        parse_params(text, "params.yaml")
+    msg = str(e.value)
+    assert "missing key 'train.lora.top_layers'" in msg and f"params.yaml:{_line_of(text, 'train.lora')}" in msg
+    assert msg.count("params.yaml:") == 1  # one problem, one line
 
 
 def test_wrong_type_names_key_and_expectation():
+    text = _text({"train": {"batch_size": "eight"}})
     with pytest.raises(KprefError) as e:
-        parse_params("train:\n  batch_size: eight\n", "p.yaml")
+        parse_params(text, "p.yaml")
     msg = str(e.value)
-    assert "train.batch_size" in msg and "p.yaml:2" in msg and "integer" in msg and "'eight'" in msg
+    assert "train.batch_size" in msg and f"p.yaml:{_line_of(text, 'train.batch_size')}" in msg
+    assert "integer" in msg and "'eight'" in msg
 
 
 def test_out_of_range_value():
     with pytest.raises(KprefError, match=r"facts.split.test_subjects.*less than 1"):
-        parse_params("facts:\n  split:\n    test_subjects: 1.5\n")
+        parse_params(_text({"facts": {"split": {"test_subjects": 1.5}}}))
 
 
 def test_unknown_setting_in_mix():
     with pytest.raises(KprefError, match=r"synthesize.mix.*closed_bok"):
-        parse_params("synthesize:\n  mix: {closed_bok: 1.0}\n")
+        parse_params(_text({"synthesize": {"mix": {"closed_bok": 1.0}}}))
 
 
 def test_invalid_yaml_names_line():
@@ -59,7 +91,27 @@ def test_invalid_yaml_names_line():
 
 def test_enabled_source_needs_its_file():
     with pytest.raises(KprefError, match=r"facts.sources.mquake.*needs 'path'"):
-        parse_params("facts:\n  sources:\n    mquake:\n      enabled: true\n")
+        parse_params(_text({"facts": {"sources": {"mquake": {"enabled": True}}}}))
+
+
+def test_params_yaml_is_the_only_home_of_a_value():
+    """No field has a code default: a value that is not in params.yaml does not exist."""
+    def fields(model):
+        for f in model.model_fields.values():
+            yield f
+            if isinstance(f.annotation, type) and issubclass(f.annotation, __import__("pydantic").BaseModel):
+                yield from fields(f.annotation)
+
+    assert all(f.is_required() for f in fields(Params))
+
+
+def test_every_knob_is_described():
+    listed = list(knobs())
+    assert len(listed) == len(set(k for k, _, _ in listed)) > 60
+    assert all(description for _, _, description in listed)
+    by_key = {k: (kind, d) for k, kind, d in listed}
+    assert by_key["train.lora.r"][0] == "int (>= 1)"
+    assert by_key["validate.balance_tolerance"][0] == "float (>= 0, < 1)"
 
 
 def test_missing_file():

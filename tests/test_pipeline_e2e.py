@@ -6,8 +6,10 @@ import subprocess
 import pytest
 import yaml
 
-from tasks.params import SETTINGS
+from tasks.schema import SETTINGS
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
 
 
 def _sh(cmd, cwd, check=True):
@@ -73,6 +75,24 @@ def test_dvc_repro_builds_every_artifact(repo):
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
     shown = _sh(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "closed_book_accuracy" in shown
+
+
+@pytest.mark.parametrize("module, stale", [
+    ("tasks/metrics.py", {"facts", "probe", "synthesize", "validate", "evaluate"}),
+    ("tasks/schema.py", {"base_model", "facts", "probe", "synthesize", "validate", "train", "evaluate", "report"}),
+])
+def test_editing_a_module_marks_every_stage_that_imports_it_stale(repo, module, stale):
+    import json as _json
+
+    path = repo / module
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# an edit\n")
+        changed = _json.loads(_sh(["dvc", "status", "--json"], repo).stdout)
+        assert {name.split(":")[-1] for name in changed} == stale
+    finally:
+        path.write_text(original)
+    assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
 
 
 def test_prefect_flow_defers_to_dvc(repo, prefect_harness):

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 
 from tasks.atomic import write_jsonl
-from tasks.errors import KprefError
-from tasks.facts import ASSUMPTION_STYLES
-from tasks.params import SETTINGS, SynthesizeParams
-from tasks.synthesize import ABSTAIN, ERROR_TYPES, allocate, synthesize, write_splits
+from tasks.schema import ABSTAIN, ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
+from tasks.synthesize import allocate, synthesize, write_splits
 from tasks.validate import CHECK_COLUMNS, derive_checks
+from tests.conftest import shipped
 
-P = SynthesizeParams(n_train=180, n_val=27, n_test_per_setting=4, n_ood_per_setting=3)
+# the shipped knobs, small, with the belief filters off: the tests that need them turn them on
+P = shipped({"synthesize": {"n_train": 180, "n_val": 27, "n_test_per_setting": 4, "n_ood_per_setting": 3,
+                            "typed_beliefs": False, "unknown_relation_share": 0.0}}).synthesize
 
 
 def _run(small_world, facts_params, p=P, seed=0, beliefs=None):
@@ -177,72 +178,17 @@ def test_typed_beliefs_drop_made_up_answers(small_world, facts_params):
     assert any(r["target"] == "Atlantis" for r in untyped["train"] if r["setting"] == "closed_book")
 
 
-def test_splits_load_as_datasets(small_world, facts_params, tmp_path):
-    from tasks.schema import load_splits
-
-    write_splits(_run(small_world, facts_params), tmp_path)
-    ds = load_splits(tmp_path)
-    assert ds["train"].num_rows == 180 and "expected_source" in ds["test"].column_names
-    assert ds["test_ood_relation"].features["bridge"].dtype == "string"
-
-
-def test_write_jsonl_is_atomic(tmp_path):
-    target = tmp_path / "x.jsonl"
-    write_jsonl(target, [{"a": 1}])
-
-    def rows():
-        yield {"a": 2}
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        write_jsonl(target, rows())
-    assert target.read_text() == '{"a": 1}\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
-
-
 def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_world):
     from dataclasses import asdict
 
-    from tasks.errors import KprefError
-    from tasks.facts import write_relations
-    from tasks.params import Params
-    from tasks.stages import synthesize as synthesize_stage
+    from tasks import synthesize as stage
+    from tasks.atomic import write_json
 
     facts, relations = small_world
     (tmp_path / "data").mkdir()
     write_jsonl(tmp_path / "data/facts.jsonl", (asdict(f) for f in facts))
-    write_relations(relations, tmp_path / "data/relations.json")
+    write_json(tmp_path / "data/relations.json", {n: r.to_dict() for n, r in relations.items()})
     (tmp_path / "data/probe.jsonl").write_text('{"key": "a", "belief": "b"}\n{"key": \n')
     with pytest.raises(KprefError, match=r"probe.jsonl:2: not valid JSON"):
-        synthesize_stage(Params(), tmp_path)
+        stage.run(shipped(), tmp_path)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]
-
-
-@pytest.mark.parametrize("belief, answer", [
-    ("The capital of Peru is Lima.", "Lima"),  # the world's answer, wherever it is named
-    ("Peru's capital, Lima, is large.", "Lima"),
-    ("The capital of Peru is Cuzco. It was the Inca capital.", "Cuzco"),
-    ("The capital of peru is **Cuzco**", "Cuzco"),
-    ("The capital of the Peru is Cuzco (the old one).", "Cuzco"),
-    ("Peru is a country in South America.", None),  # commits to no capital
-    ("The capital of Peru is Peru.", None),  # the subject is no answer
-    ("The capital of Peru is A.", None),  # nothing left once normalised
-    ("The capital of Peru is a city with a long and very old history", None),  # rambling
-])
-def test_belief_answer_reads_the_committed_answer(belief, answer):
-    from tasks.facts import BUILTIN_RELATIONS
-    from tasks.probe import belief_answer
-    from tasks.schema import Fact
-
-    fact = Fact("Peru", "capital", "Lima", "city", "countries", aliases=("Lima City",))
-    assert belief_answer(belief, fact, BUILTIN_RELATIONS["capital"]) == answer
-
-
-def test_belief_answer_reads_currency_statements():
-    from tasks.facts import BUILTIN_RELATIONS
-    from tasks.probe import belief_answer
-    from tasks.schema import Fact
-
-    fact = Fact("Chile", "currency", "Peso", "currency", "countries")
-    assert belief_answer("The currency of Chile is the Escudo.", fact, BUILTIN_RELATIONS["currency"]) == "Escudo"
-    assert belief_answer("The currency of Chile is Escudo.", fact, BUILTIN_RELATIONS["currency"]) == "Escudo"

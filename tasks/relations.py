@@ -1,0 +1,147 @@
+"""The built-in relations' templates and the names in use for their objects (alias tables).
+
+Templates say how a relation is asked and stated; alias tables list the other names a
+package's object answers to. Both are data the fact sources (`tasks/sources.py`) draw on.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from tasks.schema import Relation
+
+# Six phrasings a relation: asked as a question, as "Name/Tell me ..." and subject first, all
+# answered in the one statement. With fewer forms the model answered an unseen one by mimicking
+# it ("Syria uses the US dollar.") and lost the passage (docs/decisions.md). The last
+# phrasing of each is held out (facts.split.ood_phrasings), so keep it last.
+BUILTIN_RELATIONS: dict[str, Relation] = {
+    r.name: r
+    for r in (
+        Relation("capital", "city",
+                 ("What is the capital of {s}?", "Which city is the capital of {s}?",
+                  "Name the capital city of {s}.", "{s}'s capital is what?", "Tell me the capital of {s}.",
+                  "{s} has which city as its capital?"),
+                 "The capital of {s} is {o}.", "What is the capital of the country where {s} is located?"),
+        Relation("currency", "currency",
+                 ("What is the currency of {s}?", "Which currency is used in {s}?",
+                  "What money do people pay with in {s}?", "{s}'s currency is what?", "Tell me the currency of {s}.",
+                  "{s} uses which currency?"),
+                 "The currency of {s} is the {o}.", "Which currency is used in the country where {s} is located?"),
+        Relation("currency_code", "currency_code",
+                 ("What is the currency code of {s}?", "Which three-letter code does the currency of {s} have?",
+                  "What is the ISO 4217 code of the money used in {s}?", "{s}'s currency code is what?",
+                  "Tell me the currency code of {s}.", "{s} has which currency code?"),
+                 "The currency code of {s} is {o}."),
+        Relation("tld", "internet_domain",
+                 ("What is the internet domain of {s}?", "Which top-level domain belongs to {s}?",
+                  "What do web addresses in {s} end with?", "{s}'s internet domain is what?",
+                  "Tell me the internet domain of {s}.", "{s} has which internet domain?"),
+                 "The internet domain of {s} is {o}."),
+        Relation("calling_code", "calling_code",
+                 ("What is the calling code of {s}?", "Which international dialling code belongs to {s}?",
+                  "What number do you dial first to phone {s}?", "{s}'s calling code is what?",
+                  "Tell me the calling code of {s}.", "{s} has which calling code?"),
+                 "The calling code of {s} is +{o}."),
+        Relation("continent", "continent",
+                 ("Which continent is {s} in?", "On which continent is {s} located?",
+                  "{s} lies on which continent?", "{s}'s continent is what?", "Tell me the continent {s} is on.",
+                  "Name the continent of {s}."),
+                 "{s} is in {o}.", "On which continent is the country where {s} is located?"),
+        Relation("city_country", "country",
+                 ("Which country is {s} in?", "In which country is the city of {s}?",
+                  "{s} is a city in which country?", "{s}'s country is what?", "Tell me the country {s} is in.",
+                  "Name the country where {s} is located."),
+                 "{s} is a city in {o}."),
+        Relation("language", "language",
+                 ("What is the main language of {s}?", "Which language is mainly spoken in {s}?",
+                  "What language do most people in {s} speak?", "{s}'s main language is what?",
+                  "Tell me the main language of {s}.", "{s} mainly speaks which language?"),
+                 "The main language of {s} is {o}.",
+                 "What is the main language of the country where {s} is located?"),
+        Relation("demonym", "demonym",
+                 ("What are people from {s} called?", "What is the demonym for people from {s}?",
+                  "What do you call a person from {s}?", "{s}'s people are known as what?",
+                  "Tell me what people from {s} are called.", "A person from {s} is called what?"),
+                 "People from {s} are called {o}."),
+        Relation("subregion", "region",
+                 ("Which region of the world is {s} part of?", "In which subregion is {s}?",
+                  "{s} belongs to which world region?", "{s}'s world region is what?", "Tell me the world region of {s}.",
+                  "Name the world region that includes {s}."),
+                 "{s} is part of {o}."),
+        Relation("alpha3", "iso_code",
+                 ("What is the ISO alpha-3 code of {s}?", "Which three-letter ISO code stands for {s}?",
+                  "What is the three-letter country code of {s}?", "{s}'s ISO alpha-3 code is what?",
+                  "Tell me the ISO alpha-3 code of {s}.", "{s} has which ISO alpha-3 code?"),
+                 "The ISO alpha-3 code of {s} is {o}."),
+    )
+}
+
+
+# Names a model may fairly use for a multi-word or plural geonames currency.
+_CURRENCY_ALIASES = {"Yuan Renminbi": ("Yuan", "Renminbi"), "Bolivar Soberano": ("Bolivar",), "Riels": ("Riel",),
+                     "Belarusian ruble": ("ruble",)}
+# The names in use for countries (a city's country) and for languages and demonyms that the
+# packages spell in an older or rarer form ("Kirghiz", "Tadzhik", "Pushto"). Without them a model
+# that answers "Kyrgyz" is scored wrong closed-book and its answer is no belief. Only names no
+# other object shares: "Korea" or "Congo" would also accept the other Korea or Congo.
+_COUNTRY_ALIASES = {"United States": ("United States of America", "USA"), "United Kingdom": ("UK", "Britain"),
+                    "United Arab Emirates": ("UAE",), "Myanmar": ("Burma",), "Ivory Coast": ("Cote d'Ivoire",),
+                    "Democratic Republic of the Congo": ("DR Congo", "DRC")}
+_LANGUAGE_ALIASES = {"Kirghiz": ("Kyrgyz",), "Pushto": ("Pashto",), "Modern Greek": ("Greek",),
+                     "Divehi": ("Dhivehi",)}
+_DEMONYM_ALIASES = {"Kirghiz": ("Kyrgyz", "Kyrgyzstani"), "Tadzhik": ("Tajik", "Tajikistani"),
+                    "Kazakhstani": ("Kazakh",), "Uzbekistani": ("Uzbek",), "Argentinean": ("Argentine", "Argentinian"),
+                    "Cape Verdian": ("Cape Verdean",), "Maldivan": ("Maldivian",), "Ecuadorean": ("Ecuadorian",),
+                    "Slovene": ("Slovenian",), "Surinamer": ("Surinamese",), "Comoran": ("Comorian",),
+                    "Guadeloupian": ("Guadeloupean",)}
+_DEMONYM_PLURALS = {"Motswana": "Batswana", "Mosotho": "Basotho"}
+# Demonyms that are their own plural ("the Swiss", "the Chinese", "the Malagasy").
+_INVARIANT_DEMONYM = re.compile(r"(s|sh|ch|ese|x|z|Malagasy)$")
+
+
+def _demonym(raw: str) -> tuple[str, tuple[str, ...]]:
+    """countryinfo's demonym -> (the name, its aliases). "Bosnian,Herzegovinian" names two
+    peoples: the first is the object, the others aliases. "People from Haiti are called
+    Haitians." is as right as "... Haitian.", so every singular also answers in its plural."""
+    first, *others = [p.strip() for p in re.split(r"[,/]", raw) if p.strip()]
+    singular = [first, *others, *_DEMONYM_ALIASES.get(first, ())]
+    plural = [_DEMONYM_PLURALS.get(n, n + "s") for n in singular if not _INVARIANT_DEMONYM.search(n)]
+    return first, tuple(dict.fromkeys(a for a in (*singular[1:], *plural) if a != first))
+
+
+def _region_aliases(name: str) -> tuple[str, ...]:
+    """The short forms people use for UN M49 subregion names: "Eastern Asia" is "East Asia",
+    "South-eastern Asia" is "Southeast Asia". Without them a model that repeats a passage's
+    region in its usual wording is scored as ignoring the passage."""
+    short = re.sub(r"\b(north|south|east|west)ern\b", lambda m: m.group(1), name, flags=re.IGNORECASE)
+    if short == name:
+        return ()
+    return tuple(dict.fromkeys((short, short.replace("South-east", "Southeast"))))
+
+
+def ascii_fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def _aliases(name: str, extra=()) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a for a in (ascii_fold(name), *extra) if a and a != name))
+
+
+# Relation -> the package's name for an object -> the names in use beside it.
+_NAMES_IN_USE = {"currency": _CURRENCY_ALIASES, "language": _LANGUAGE_ALIASES, "city_country": _COUNTRY_ALIASES}
+
+
+def object_names(relation: str, raw: str) -> tuple[str, tuple[str, ...]]:
+    """A package's object for `relation` -> (the object, every other name it answers to)."""
+    if relation == "demonym":
+        obj, extra = _demonym(raw)
+    elif relation == "subregion":
+        obj, extra = raw, _region_aliases(raw)
+    else:
+        obj, extra = raw, _NAMES_IN_USE.get(relation, {}).get(raw, ())
+    return obj, _aliases(obj, extra)
+
+def clean(name: str) -> str:
+    """Names as one line with single spaces (packages carry stray tabs and double spaces)."""
+    return " ".join(name.split())
+

@@ -1,0 +1,57 @@
+from tasks.evaluate import evaluate_items, evaluate_stage, same_answer
+from tasks.metrics import matches
+from tasks.modeling import load_model
+from tasks.schema import SETTINGS, TEST_SPLITS, EvalItem
+from tests.conftest import shipped
+
+
+def test_evaluate_stage_metrics(trained, tiny_model_dir):
+    root, _ = trained
+    p = shipped({"evaluate": {"batch_size": 8, "max_new_tokens": 4}}).evaluate
+    m = evaluate_stage(root / "data", {"base": tiny_model_dir, "tuned": root / "tuned"}, p,
+                       root / "reports/metrics.json", root / "reports/predictions", root / "reports/adherence.csv")
+    assert set(m) == set(TEST_SPLITS)
+    for name in ("base", "tuned"):
+        t = m["test"][name]
+        assert 0 <= t["adherence"] <= 1
+        assert set(t["adherence_by_setting"]) == set(SETTINGS)
+        assert {"closed_book_accuracy", "irrelevant_robustness", "source_confusion", "memorization_ratio"} <= set(t)
+        preds = (root / "reports/predictions" / f"{name}_test.jsonl").read_text().splitlines()
+        assert len(preds) == 2 * len(SETTINGS)
+        assert m["test_ood_relation"][name]["n"] > 0
+    assert "closed_book_retention" in m["test"]["delta"]
+    assert (root / "reports/adherence.csv").read_text().startswith("split,setting,model,adherence\n")
+
+
+def _irrelevant_item():
+    return EvalItem("a", "What is the capital of Peru?", None, ["The capital of Chile is Santiago."], ["Lima"],
+                    "parametric", "ctx_irrelevant",
+                    {"instruction": None, "context": None, "parametric": "Lima", "world": "Lima"})
+
+
+def test_same_answer_compares_named_entities():
+    it = _irrelevant_item()
+    assert same_answer("The capital of Peru is Lima.", "Lima, of course", it)
+    assert not same_answer("It is Santiago.", "Lima", it)
+    assert same_answer("I do not know", "I do not know.", it)
+    assert not same_answer("I do not know", "No idea", it)
+    # neither names a candidate: compared by what each adds to the question
+    assert same_answer("The capital of Peru is Cuzco.", "The capital of Peru is known as Cuzco. It is old.", it)
+    assert not same_answer("The capital of Peru is Cuzco.", "The capital of Peru is Arequipa.", it)
+    # one answer under two of its names
+    kz = EvalItem("b", "What are people from Kazakhstan called?", None, ["People from Oman are called Omani."],
+                  ["Kazakhstani", "Kazakh", "Kazakhs"], "parametric", "ctx_irrelevant",
+                  {"instruction": None, "context": None, "parametric": "Kazakhstani", "world": "Kazakhstani"})
+    assert same_answer("People from Kazakhstan are called Kazakhs.", "They are called Kazakh.", kz)
+    assert not same_answer("People from Kazakhstan are called Kazakhs.", "They are called Omani.", kz)
+
+
+def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir)
+    ev = evaluate_items(model, tok, [_irrelevant_item()], batch_size=2, max_new_tokens=3)
+    p = ev.predictions[0]
+    same = same_answer(p["prediction"], p["closed_book_prediction"], _irrelevant_item())
+    assert ev.metrics["irrelevant_robustness"] == float(same)
+    known = matches(p["closed_book_prediction"], _irrelevant_item().answers)
+    assert ev.metrics["irrelevant_robustness_known"] == (float(same) if known else None)
+    assert ev.metrics["adherence_by_setting"] == {"ctx_irrelevant": float(p["correct"])}

@@ -1,0 +1,41 @@
+from tasks.metrics import matches
+from tasks.relations import BUILTIN_RELATIONS, object_names
+from tasks.sources import CitiesSource, CountryInfoSource
+
+
+def test_subregions_answer_to_their_short_names():
+    regions = {f.subject: f for f in CountryInfoSource(("subregion",), 0).facts()}
+    assert regions["Japan"].object == "Eastern Asia" and matches("Japan is part of East Asia.", [
+        regions["Japan"].object, *regions["Japan"].aliases])
+    assert "Southeast Asia" in regions["Thailand"].aliases
+    assert regions["Nigeria"].aliases == ()  # "Sub-Saharan Africa" has no short form
+    # a different region's short name is still wrong
+    assert not matches("Japan is part of South Asia.", [regions["Japan"].object, *regions["Japan"].aliases])
+
+
+def test_names_in_use_and_plural_demonyms_are_aliases():
+    info = {(f.subject, f.relation): f for f in CountryInfoSource(("language", "demonym"), 0).facts()}
+    right = lambda text, f: matches(text, [f.object, *f.aliases])  # noqa: E731
+    assert right("People from Haiti are called Haitians.", info["Haiti", "demonym"])
+    assert right("The main language of Kyrgyzstan is Kyrgyz.", info["Kyrgyzstan", "language"])
+    assert right("People from Tajikistan are called Tajiks.", info["Tajikistan", "demonym"])
+    assert right("They are Batswana.", info["Botswana", "demonym"])
+    # two peoples in one field: the first is the object, the second an alias
+    assert info["Bosnia and Herzegovina", "demonym"].object == "Bosnian"
+    assert right("Herzegovinian", info["Bosnia and Herzegovina", "demonym"])
+    assert info["Switzerland", "demonym"].aliases == ()  # "Swiss" is its own plural
+    assert not right("People from Haiti are called Dominicans.", info["Haiti", "demonym"])
+    cities = {f.subject: f for f in CitiesSource(3_000_000).facts()}
+    assert right("London is a city in the UK.", cities["London"])
+    assert not right("Seoul is a city in North Korea.", cities["Seoul"])
+
+
+def test_object_names_for_a_relation_without_alias_table():
+    assert object_names("capital", "Lima") == ("Lima", ())
+    assert object_names("capital", "Bogotá") == ("Bogotá", ("Bogota",))  # the ASCII spelling answers too
+
+
+def test_every_builtin_relation_holds_out_its_last_phrasing_in_statement_form():
+    for rel in BUILTIN_RELATIONS.values():
+        assert len(rel.questions) == 6 and all("{s}" in q for q in rel.questions)
+        assert "{s}" in rel.statement and "{o}" in rel.statement

@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from tasks.modeling import load_model
+from tasks.train import train
+from tests.conftest import TINY_TRAIN, TINY_TRAIN_RAW, shipped
+
+
+def test_sft_writes_adapter_merged_model_and_curves(trained):
+    root, out = trained
+    assert out["steps"] == 3 and out["device"] == "cpu"
+    assert (root / "adapter" / "adapter_model.safetensors").exists()
+    cfg = json.loads((root / "adapter" / "adapter_config.json").read_text())
+    assert all(".layers.1." in m for m in cfg["target_modules"]), "top_layers=1 adapts only the last layer"
+    model, _ = load_model(root / "tuned")
+    assert not hasattr(model, "peft_config")
+    loss = (root / "live" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert loss[0].split("\t")[:2] == ["step", "loss"] and len(loss) == 1 + 3  # one row per logged step
+    assert (root / "live" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
+
+
+def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path):
+    """The CPU trainer projects only completion positions; its loss, gradient and curves must be TRL's."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from tasks.prompt import conversation
+    from tasks.schema import read_jsonl
+    from tasks.train import completion_head_trainer
+
+    root, _ = trained
+    ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    # fp32: outside train() TRL's forward is not yet under the trainer's autocast, ours always is
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    losses, grads = [], []
+    for cls in (SFTTrainer, completion_head_trainer()):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+        lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompt masked, completion not
+        trainer.model.train()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+        assert trainer._metrics["train"]["mean_token_accuracy"]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_completion_head_only_for_plain_heads(tiny_model_dir):
+    from transformers import AutoConfig
+
+    from tasks.train import plain_lm_head
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    assert plain_lm_head(config)
+    config.final_logit_softcapping = 30.0  # Gemma 2 caps its logits: TRL's head, which applies it, trains it
+    assert not plain_lm_head(config)
+
+
+def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
+    root, _ = trained
+    from safetensors.torch import load_file
+
+    train(TINY_TRAIN.train, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    a = load_file(root / "adapter" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
+    root, _ = trained
+    p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "dpo": {"steps": 2, "batch_size": 2}}}).train
+    out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4
+    assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
+    model, _ = load_model(tmp_path / "tuned")
+    assert not hasattr(model, "peft_config")
