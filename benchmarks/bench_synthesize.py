@@ -6,19 +6,17 @@ Target: at most 30 s on the 2-core machine; two runs with the same seed give the
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tasks.facts import collect_facts
+from tasks.params import load_params
+from tasks.synthesize import synthesize
 
-from tasks.facts import collect_facts  # noqa: E402
-from tasks.params import load_params  # noqa: E402
-from tasks.synthesize import synthesize  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
@@ -34,14 +32,10 @@ def main() -> int:
         blob = "".join(json.dumps(r, sort_keys=True) for k in sorted(splits) for r in splits[k])
         digests.append(hashlib.sha256(blob.encode()).hexdigest()[:16])
     n = len(splits["train"]) + len(splits["val"])
-    text = (f"## {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
-            f"command: `python benchmarks/bench_synthesize.py`\n\n"
-            f"- {n} train+val examples (+{sum(len(v) for k, v in splits.items() if k.startswith('test'))} test) "
+    text = (f"- {n} train+val examples (+{sum(len(v) for k, v in splits.items() if k.startswith('test'))} test) "
             f"from {len(facts)} facts: {min(times):.1f} s best of 2 (target <= 30 s)\n"
-            f"- same seed, same bytes: {digests[0] == digests[1]} ({digests[0]})\n\n")
+            f"- same seed, same bytes: {digests[0] == digests[1]} ({digests[0]})")
     print(text)
-    with open(ROOT / "benchmarks/synthesize_results.md", "a") as fh:
-        fh.write(text)
     return 0 if digests[0] == digests[1] and min(times) <= 30 else 1
 
 

@@ -13,36 +13,35 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def run(kind: str, steps: int) -> tuple[float, float]:
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, set_seed
     from trl import SFTTrainer
 
-    from tasks.modeling import pick_device
+    from tasks.modeling import load_tokenizer, pick_device
     from tasks.params import load_params
-    from tasks.schema import read_jsonl
-    from tasks.train import _completion_head_trainer, lora_config, sft_config, sft_rows
+    from tasks.prompt import conversation
+    from tasks.schema import BASE_DIR, read_jsonl
+    from tasks.train import completion_head_trainer, lora_config, sft_config
 
     params = load_params(ROOT / "params.yaml")
     p = params.train.model_copy(update={"max_steps": steps, "logging_steps": steps})
     device = pick_device("cpu", p.precision)
-    rows = sft_rows(read_jsonl(ROOT / "data" / "train.jsonl")[: steps * p.batch_size])
-    base = ROOT / "models" / "base"
-    tok = AutoTokenizer.from_pretrained(base)
+    rows = [conversation(r) for r in read_jsonl(ROOT / "data" / "train.jsonl")[: steps * p.batch_size]]
+    base = ROOT / BASE_DIR
+    tok = load_tokenizer(base)
     set_seed(params.base.seed)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
-    cls = SFTTrainer if kind == "trl" else _completion_head_trainer()
+    cls = SFTTrainer if kind == "trl" else completion_head_trainer()
     with tempfile.TemporaryDirectory() as scratch:
         # the pipeline's own SFT and LoRA settings (train.*), cut to `steps`
         trainer = cls(model=model, args=sft_config(p, scratch, device, params.base.seed, evaluate=False),

@@ -8,20 +8,39 @@ on every test split; `kpref evaluate` runs it on a user's JSONL file.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from tasks import prompt
 from tasks.atomic import write_json, write_jsonl, write_text
-from tasks.metrics import (answer_residue, exact_match, followed_source, matches, memorization_ratio, normalize,
-                           overlaps, rate, token_f1, wilson_interval)
+from tasks.metrics import (
+    answer_residue,
+    exact_match,
+    followed_source,
+    matches,
+    memorization_ratio,
+    normalize,
+    overlaps,
+    rate,
+    token_f1,
+    wilson_interval,
+)
 from tasks.params import EvaluateParams, Params
-from tasks.schema import (ADHERENCE_CSV, BASE_DIR, DATA_DIR, METRICS, PREDICTIONS, SOURCES, TEST_SPLITS, TUNED_DIR,
-                          EvalItem, read_splits)
-
+from tasks.schema import (
+    ADHERENCE_CSV,
+    BASE_DIR,
+    DATA_DIR,
+    METRICS,
+    PREDICTIONS,
+    SOURCES,
+    TEST_SPLITS,
+    TUNED_DIR,
+    EvalItem,
+    read_splits,
+)
 
 log = logging.getLogger(__name__)
 

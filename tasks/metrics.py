@@ -1,4 +1,4 @@
-"""Answer matching and the knowledge-preference metrics (reference §3)."""
+"""Answer matching and the knowledge-preference metrics (docs/metrics.md)."""
 from __future__ import annotations
 
 import math

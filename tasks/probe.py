@@ -19,8 +19,18 @@ from tasks import prompt
 from tasks.atomic import write_jsonl
 from tasks.metrics import first_sentence, matches, normalize, overlaps
 from tasks.params import Params, ProbeParams
-from tasks.schema import (BASE_DIR, FACTS, PROBE, PROBE_CACHE, RELATIONS, Fact, Relation, read_facts, read_relations,
-                          trained_facts)
+from tasks.schema import (
+    BASE_DIR,
+    FACTS,
+    PROBE,
+    PROBE_CACHE,
+    RELATIONS,
+    Fact,
+    Relation,
+    read_facts,
+    read_relations,
+    trained_facts,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from tasks.atomic import atomic_path, write_text
 from tasks.params import Params
 from tasks.schema import FIGURES, METRICS, PREDICTIONS, REPORTS, SOURCES, TRAIN_LIVE, VALIDATION
 
+
 def run(p: Params, root: Path) -> None:
     build_report(root / METRICS, root / VALIDATION, root / TRAIN_LIVE, root / PREDICTIONS, root / REPORTS,
                  root / FIGURES)

@@ -24,8 +24,23 @@ from tasks.metrics import overlaps
 from tasks.params import FactsParams, Params, SplitParams, SynthesizeParams
 from tasks.prompt import prompt_key
 from tasks.recipes import Draw, Phrasing, build
-from tasks.schema import (ABSTAIN, DATA_DIR, FACTS, PROBE, RELATIONS, SETTINGS, SPLITS, Example, Fact, KprefError,
-                          Relation, read_beliefs, read_facts, read_relations, trained_facts)
+from tasks.schema import (
+    ABSTAIN,
+    DATA_DIR,
+    FACTS,
+    PROBE,
+    RELATIONS,
+    SETTINGS,
+    SPLITS,
+    Example,
+    Fact,
+    KprefError,
+    Relation,
+    read_beliefs,
+    read_facts,
+    read_relations,
+    trained_facts,
+)
 
 log = logging.getLogger(__name__)
 

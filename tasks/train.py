@@ -107,7 +107,7 @@ def plain_lm_head(config) -> bool:
 
 def completion_head_trainer():
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
-    1.47x faster steps on 2 CPU cores, the same loss (benchmarks/train_step_results.md)."""
+    1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md)."""
     import torch
     from trl import SFTTrainer
 

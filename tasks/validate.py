@@ -24,9 +24,24 @@ from tasks.atomic import atomic_dir, write_json
 from tasks.metrics import matches, normalize
 from tasks.params import Params
 from tasks.prompt import conversation, prompt_key
-from tasks.schema import (ASSUMPTION_STYLES, BASE_DIR, CARRIER_ERROR, CONFLICT_SETTINGS, DATA_DIR, DATA_DOCS,
-                          ERROR_TYPES, RELATIONS, SETTINGS, SOURCES, SPLITS, VALIDATION, KprefError, Relation,
-                          read_relations, read_splits)
+from tasks.schema import (
+    ASSUMPTION_STYLES,
+    BASE_DIR,
+    CARRIER_ERROR,
+    CONFLICT_SETTINGS,
+    DATA_DIR,
+    DATA_DOCS,
+    ERROR_TYPES,
+    RELATIONS,
+    SETTINGS,
+    SOURCES,
+    SPLITS,
+    VALIDATION,
+    KprefError,
+    Relation,
+    read_relations,
+    read_splits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +63,8 @@ class GateParams:
 
     @classmethod
     def from_params(cls, p: Params, relations: dict[str, Relation]) -> "GateParams":
-        templates, styles = held_out_phrasings(relations, p.facts.split.ood_phrasings, p.synthesize.assumption_styles)
+        split, synth = p.facts.split, p.synthesize
+        templates, styles = held_out_phrasings(relations, split.ood_phrasings, synth.assumption_styles)
         return cls(mix=p.synthesize.mix, balance_tolerance=p.validate_.balance_tolerance,
                    max_type_ratio=p.synthesize.pairs.max_type_ratio, ood_relations=p.facts.split.ood_relations,
                    held_out_templates=templates, held_out_styles=styles, max_length=p.train.max_length,
@@ -126,7 +142,9 @@ def _rejected_ok(row) -> bool:
     if normalize(row.rejected) == normalize(row.completion) or _contains(row.rejected, row.target):
         return False
     spec = SETTINGS.get(row.setting)
-    expected = CARRIER_ERROR.get(row.expected_source) if spec and spec.source is None else getattr(spec, "error_type", None)
+    if spec is None:
+        return False
+    expected = CARRIER_ERROR.get(row.expected_source) if spec.source is None else spec.error_type
     wrong = {
         "contextual_ignorance": row.world_answer,  # answered from memory despite a relevant passage
         "contextual_overinclusion": row.answers.get("distractor"),  # copied an irrelevant passage

@@ -4,7 +4,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 import yaml
 
 from tasks.stages import quiet_offline_env

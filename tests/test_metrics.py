@@ -1,5 +1,12 @@
-from tasks.metrics import (exact_match, followed_source, matches, memorization_ratio, normalize, token_f1,
-                           wilson_interval)
+from tasks.metrics import (
+    exact_match,
+    followed_source,
+    matches,
+    memorization_ratio,
+    normalize,
+    token_f1,
+    wilson_interval,
+)
 
 
 def test_normalize_drops_case_punctuation_articles():

@@ -2,8 +2,17 @@ import json
 
 import pytest
 
-from tasks.schema import (CONFLICT_SETTINGS, ERROR_TYPES, SETTINGS, SOURCES, Fact, KprefError, read_eval_items,
-                          read_splits, trained_facts)
+from tasks.schema import (
+    CONFLICT_SETTINGS,
+    ERROR_TYPES,
+    SETTINGS,
+    SOURCES,
+    Fact,
+    KprefError,
+    read_eval_items,
+    read_splits,
+    trained_facts,
+)
 
 GOOD = {
     "id": "q1",
@@ -74,8 +83,10 @@ def test_the_settings_table_names_sources_and_error_types_it_knows():
 
 
 def test_trained_facts_leave_out_test_subjects_and_held_out_relations():
-    facts = [Fact("A", "capital", "x", "city", "s", split="train"), Fact("B", "capital", "y", "city", "s", split="test"),
-             Fact("C", "subregion", "z", "region", "s", split="val"), Fact("D", "capital", "w", "city", "s", split="val")]
+    facts = [Fact("A", "capital", "x", "city", "s", split="train"),
+             Fact("B", "capital", "y", "city", "s", split="test"),
+             Fact("C", "subregion", "z", "region", "s", split="val"),
+             Fact("D", "capital", "w", "city", "s", split="val")]
     assert [f.subject for f in trained_facts(facts, ("subregion",))] == ["A", "D"]
 
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from tasks.facts import collect_facts
 from tasks.relations import BUILTIN_RELATIONS
 from tasks.schema import KprefError
-from tasks.facts import collect_facts
 from tasks.sources import CountriesSource, MquakeSource, UserFactsSource, load_templates
 from tests.conftest import shipped
 

@@ -1,6 +1,6 @@
 """GPU check for the train/evaluate stages (run on a CUDA machine; prints JSON, writes $OUT/gpu_check.json).
 
-    python benchmarks/gpu_check.py --data data --base-config models/base --steps 40
+    python scripts/gpu_check.py --data data --base-config models/base --steps 40   # or: make gpu-check
 
 It builds a SmolLM2-135M-shaped model with random weights from the carried config and the
 real tokenizer (the real weights are too large to carry), then runs the kpref train stage
@@ -33,15 +33,21 @@ def main() -> None:
     from tasks.evaluate import evaluate_stage
     from tasks.modeling import load_model, pick_device
     from tasks.params import TrainParams, load_params
-    from tasks.train import train_sft
+    from tasks.schema import SPLITS
+    from tasks.train import train
 
-    data, base_config = Path(args.data).resolve(), Path(args.base_config).resolve()
+    source, base_config = Path(args.data).resolve(), Path(args.base_config).resolve()
     params_path = Path("params.yaml").resolve()
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     # Outside any git repo: dvclive would otherwise try to `dvc init` the copy it runs in.
     os.chdir(work)
+    data = work / "data"
+    data.mkdir()
+    for split in SPLITS:  # the splits not carried are evaluated as empty (skipped)
+        src = source / f"{split}.jsonl"
+        (data / f"{split}.jsonl").write_text(src.read_text() if src.exists() else "")
     base = work / "base"
     cfg = AutoConfig.from_pretrained(base_config)
     torch.manual_seed(0)
@@ -61,7 +67,7 @@ def main() -> None:
     for name, device, steps in (("cuda", "auto", args.steps), ("cpu", "cpu", args.cpu_steps)):
         p = TrainParams.model_validate({**params.model_dump(), "max_steps": steps, "device": device})
         t = time.perf_counter()
-        res = train_sft(p, 42, base, data, work / f"adapter_{name}", work / f"tuned_{name}", work / f"live_{name}")
+        res = train(p, 42, base, data, work / f"adapter_{name}", work / f"tuned_{name}", work / f"live_{name}")
         wall = time.perf_counter() - t
         runs[name] = {**res, "wall_s": round(wall, 1), "s_per_step": round(wall / steps, 3)}
     out["train"] = runs
@@ -73,9 +79,8 @@ def main() -> None:
     del m
     evald = load_params(params_path).evaluate
     t = time.perf_counter()
-    metrics = evaluate_stage({"test": data / "test.jsonl"}, {"base": base, "tuned": work / "tuned_cuda"},
-                             evald.batch_size, evald.max_new_tokens, work / "metrics.json", work / "pred",
-                             work / "adh.csv")
+    metrics = evaluate_stage(data, {"base": base, "tuned": work / "tuned_cuda"}, evald, work / "metrics.json",
+                             work / "pred", work / "adh.csv")
     out["evaluate_wall_s"] = round(time.perf_counter() - t, 1)
     out["evaluate_n"] = metrics["test"]["tuned"]["n"]
     out["loss_curve_rows"] = len((work / "live_cuda/plots/metrics/loss.tsv").read_text().splitlines()) - 1

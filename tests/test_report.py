@@ -1,0 +1,29 @@
+import json
+
+from tasks.report import build_report
+
+
+def _metrics() -> dict:
+    def model(adherence: float) -> dict:
+        return {"n": 4, "adherence": adherence, "closed_book_accuracy": 0.5, "irrelevant_robustness": 0.75,
+                "adherence_by_setting": {"closed_book": 0.5, "ctx_counterfactual": adherence},
+                "source_confusion": {e: {f: int(e == f) for f in ("instruction", "context", "parametric", "none")}
+                                     for e in ("instruction", "context", "parametric")}}
+
+    return {"test": {"base": model(0.25), "tuned": model(1.0), "delta": {"adherence": 0.75}},
+            "test_ood_relation": {}}
+
+
+def test_report_writes_markdown_html_and_figures(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "tuned_test.jsonl").write_text(json.dumps(
+        {"id": "x", "setting": "ctx_counterfactual", "expected_source": "context", "prediction": "Quito",
+         "correct": True}) + "\n")
+    out = build_report(tmp_path / "metrics.json", tmp_path / "missing.json", tmp_path / "live", tmp_path / "pred",
+                       tmp_path / "reports", tmp_path / "reports" / "figures")
+    md, html = out["md"].read_text(), out["html"].read_text()
+    assert "ctx_counterfactual" in md and "figures/adherence_test.png" in md
+    assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
+    figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
+    assert figures == ["adherence_test.png", "confusion.png"]  # the empty split draws nothing
