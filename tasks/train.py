@@ -247,6 +247,12 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
 
 
 def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict) -> None:
+    for model in adapters.values():
+        for cfg in model.peft_config.values():
+            # PEFT holds the module names as a set and writes them in the process's hash order:
+            # same params, another adapter_config.json (and another DVC hash) on every run
+            if isinstance(cfg.target_modules, set):
+                cfg.target_modules = sorted(cfg.target_modules)
     with atomic_dir(adapter_dir) as tmp:
         adapters["sft"].save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

@@ -74,6 +74,10 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
     a = load_file(root / "adapter" / "adapter_model.safetensors")
     b = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    # PEFT holds the module names as a set, whose order changes with the process's hash seed: the
+    # saved config lists them sorted, so another run writes the same bytes
+    modules = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    assert len(modules) == 7 and modules == sorted(modules)
 
 
 def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
