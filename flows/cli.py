@@ -67,13 +67,13 @@ def _explain(p) -> None:
 
     from tasks.params import knobs
 
-    values = p.model_dump(by_alias=True)
+    values = p.model_dump(by_alias=True, mode="json")  # as params.yaml would spell it: null, true, [..]
     table = Table("key", "value", "type", "what it does", title="params.yaml", show_lines=False)
     for key, kind, description in knobs():
         value = values
         for part in key.split("."):
             value = value[part]
-        table.add_row(key, repr(value), kind, description)
+        table.add_row(key, json.dumps(value), kind, description)
     Console(width=max(160, Console().width)).print(table)
 
 

@@ -7,7 +7,8 @@ heavy work starts. `kpref check --explain` prints every knob with its descriptio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Literal
+from types import UnionType
+from typing import Iterator, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -224,6 +225,20 @@ class Params(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _type_name(annotation) -> str:
+    """'one of auto|fp32|bf16', 'list of str', 'str | null': what a user may write."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "one of " + "|".join(map(str, args))
+    if origin in (tuple, list):
+        return "list of " + _type_name(args[0])
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
+    if origin in (Union, UnionType):
+        return " | ".join("null" if a is type(None) else _type_name(a) for a in args)
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def knobs(model: type[BaseModel] = Params, prefix: str = "") -> Iterator[tuple[str, str, str]]:
     """Every knob as (dotted key, type and range, description), in params.yaml's order."""
     for name, f in model.model_fields.items():
@@ -231,7 +246,7 @@ def knobs(model: type[BaseModel] = Params, prefix: str = "") -> Iterator[tuple[s
         if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
             yield from knobs(f.annotation, key + ".")
             continue
-        kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        kind = _type_name(f.annotation)
         bounds = [f"{op} {getattr(m, attr)}" for m in f.metadata
                   for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if hasattr(m, attr)]
         yield key, kind + (f" ({', '.join(bounds)})" if bounds else ""), f.description or ""
