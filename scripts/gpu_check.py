@@ -83,7 +83,8 @@ def main() -> None:
                              work / "pred", work / "adh.csv")
     out["evaluate_wall_s"] = round(time.perf_counter() - t, 1)
     out["evaluate_n"] = metrics["test"]["tuned"]["n"]
-    out["loss_curve_rows"] = len((work / "live_cuda/plots/metrics/loss.tsv").read_text().splitlines()) - 1
+    curve = work / "live_cuda/plots/metrics/loss.tsv"  # absent when fewer steps ran than train.logging_steps
+    out["loss_curve_rows"] = len(curve.read_text().splitlines()) - 1 if curve.exists() else 0
     text = json.dumps(out, indent=2)
     print(text)
     if os.environ.get("OUT"):
