@@ -108,7 +108,7 @@ def distractors(d: Draw, f: Fact, k: int) -> list[tuple[str, Fact]]:
     return out
 
 
-def contexts(d: Draw, relevant: list[str], f: Fact, fmt: str) -> tuple[list[str], Fact | None]:
+def render_contexts(d: Draw, relevant: list[str], f: Fact, fmt: str) -> tuple[list[str], Fact | None]:
     """Render the relevant statements (or none) with distractors in the chosen format."""
     n_distract = {"sentence": 0, "paragraph": 2, "passages": 2}[fmt] + (0 if relevant else 1)
     ds = distractors(d, f, n_distract) if n_distract else []
@@ -185,7 +185,7 @@ def closed_book(d: Draw, f: Fact, ask: Ask) -> dict:
 def ctx_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
     """Passages about other subjects only: memory answers, and copying a passage is the error."""
     target, aliases, completion = parametric(d, f)
-    ctx, g = contexts(d, [], f, ask.fmt)
+    ctx, g = render_contexts(d, [], f, ask.fmt)
     answers, rejected = {}, None
     if g is not None and g.relation == f.relation and not overlaps(g.object, f.object):
         answers["distractor"] = g.object
@@ -196,13 +196,13 @@ def ctx_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
 
 @recipe
 def ctx_support(d: Draw, f: Fact, ask: Ask) -> dict:
-    ctx, _ = contexts(d, [ask.rel.say(f.subject, f.object)], f, ask.fmt)
+    ctx, _ = render_contexts(d, [ask.rel.say(f.subject, f.object)], f, ask.fmt)
     return example(d, "ctx_support", f, ask, f.object, f.aliases, contexts=ctx, answers={"context": f.object})
 
 
 def _context_wins(d: Draw, setting: str, f: Fact, ask: Ask, fmt: str, instruction: str | None = None) -> dict:
     target, aliases = other_object(d, f, set(), use_source_cf=True)
-    ctx, _ = contexts(d, [ask.rel.say(f.subject, target)], f, fmt)
+    ctx, _ = render_contexts(d, [ask.rel.say(f.subject, target)], f, fmt)
     if setting == "instr_irrelevant":  # drawn after the passages, as the instruction is about another fact
         g = other_fact(d, f, {f.subject})
         g_obj, _ = other_object(d, g, set())
@@ -242,7 +242,7 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
     target, aliases = other_object(d, f, set(), use_source_cf=True)
     ctx_obj, _ = other_object(d, f, {target})
     instruction = ask.rel.assume(f.subject, target, ask.style)
-    ctx, _ = contexts(d, [ask.rel.say(f.subject, ctx_obj)], f, ask.fmt)
+    ctx, _ = render_contexts(d, [ask.rel.say(f.subject, ctx_obj)], f, ask.fmt)
     return example(d, "instr_vs_ctx", f, ask, target, aliases, instruction=instruction, contexts=ctx,
                    answers={"instruction": target, "context": ctx_obj}, rejected=ask.rel.say(f.subject, ctx_obj))
 
@@ -280,7 +280,7 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     (erel, es, eo), target, aliases, bridge, support = (
         _edit_first_hop(d, f, r2, hop2.object) if first else _edit_second_hop(d, f, r2, hop2))
     instruction = erel.assume(es, eo, ask.style) if carrier == "instruction" else None
-    ctx, _ = contexts(d, [support] if instruction else [erel.say(es, eo), support], f, ask.fmt)
+    ctx, _ = render_contexts(d, [support] if instruction else [erel.say(es, eo), support], f, ask.fmt)
     return {
         "setting": "multi_hop", "subject": f.subject, "relation": f"city_country+{r2}",
         "question": rel2.composed.format(s=f.subject), "instruction": instruction, "contexts": ctx,
