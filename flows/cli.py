@@ -79,7 +79,8 @@ def _explain(p) -> None:
 
 @app.command()
 def run(root: Path = typer.Option(Path("."), help="Project root."),
-        force: bool = typer.Option(False, help="Re-run every stage even if DVC finds it up to date.")) -> None:
+        force: bool = typer.Option(False, help="Re-run every stage even if DVC finds it up to date."),
+        share: bool = typer.Option(True, help="Pull from the default DVC remote first and push after.")) -> None:
     """Run the pipeline as a Prefect flow; DVC decides which stages are stale."""
     from flows.pipeline import kpref_pipeline
     from tasks.params import load_params
@@ -87,7 +88,7 @@ def run(root: Path = typer.Option(Path("."), help="Project root."),
     _logging()
     try:
         load_params(root / "params.yaml")  # fail fast, before Prefect starts
-        summary = kpref_pipeline(root=str(root.resolve()), force=force)
+        summary = kpref_pipeline(root=str(root.resolve()), force=force, share=share)
     except KprefError as e:
         _fail(e)
     for s in summary["stages"]:

@@ -1,56 +1,18 @@
 """The whole pipeline through real DVC in a temp git repo, then through the Prefect flow."""
 import json
-import shutil
-import subprocess
 
 import pytest
 import yaml
 
-from tasks.schema import SETTINGS
-from tests.conftest import ROOT
+from tests.tiny_repo import make_repo
+from tests.tiny_repo import sh as _sh
 
 pytestmark = pytest.mark.e2e
 
 
-def _sh(cmd, cwd, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def tiny_params(model_dir) -> dict:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["model"]["base"] = str(model_dir)
-    # the full breadth, small: every source, every setting, every context format
-    for name, size in (("countries", 30_000_000), ("cities", 5_000_000), ("countryinfo", 30_000_000),
-                       ("pycountry", 30_000_000)):
-        p["facts"]["sources"][name].update(enabled=True, min_population=size)
-    p["facts"]["split"].update(test_subjects=0.25, ood_relations=["subregion"])
-    p["synthesize"]["mix"] = {s: 1.0 for s in SETTINGS}
-    p["synthesize"]["context_formats"] = {"sentence": 1.0, "paragraph": 1.0, "passages": 1.0}
-    p["synthesize"]["assumption_styles"] = 8
-    p["probe"].update(batch_size=16, max_new_tokens=4)
-    # a random tiny model commits to no closed-book answer, so memory targets are the world's
-    p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1, parametric_target="world")
-    p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
-    p["train"]["lora"].update(r=4, alpha=8, top_layers=1)
-    p["evaluate"].update(batch_size=8, max_new_tokens=4)
-    return p
-
-
 @pytest.fixture(scope="module")
 def repo(tiny_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("kpref-repo")
-    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(ROOT / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_model_dir), sort_keys=False))
-    _sh(["git", "init", "-q"], root)
-    _sh(["git", "config", "user.email", "ci@kpref.test"], root)
-    _sh(["git", "config", "user.name", "kpref ci"], root)
-    _sh(["dvc", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "commit", "-qm", "init"], root)
+    root = make_repo(tmp_path_factory.mktemp("kpref-repo"), tiny_model_dir)
     _sh(["dvc", "repro"], root)
     return root
 
