@@ -146,13 +146,32 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
 
 
 @app.command()
-def serve(name: str = typer.Option("kpref-nightly", help="Deployment name."),
-          cron: str = typer.Option("0 3 * * *", help="Schedule (cron)."),
-          root: Path = typer.Option(Path("."), help="Project root.")) -> None:
-    """Serve the pipeline as a scheduled Prefect deployment (needs a Prefect server)."""
+def serve(deployment: str = typer.Option("nightly", help="Which deployment of prefect.yaml to serve."),
+          root: Path = typer.Option(Path("."), help="Project root (where prefect.yaml lives).")) -> None:
+    """Serve the pipeline from this machine, with the schedule, limit, tags, trigger and parameters
+    that prefect.yaml gives the deployment (needs a Prefect server: PREFECT_API_URL)."""
+    from flows.deploy import served_deployment
     from flows.pipeline import kpref_pipeline
 
-    kpref_pipeline.serve(name=name, cron=cron, parameters={"root": str(root.resolve())})
+    try:
+        options = served_deployment(root.resolve(), deployment)
+    except KprefError as e:
+        _fail(e)
+    # its own name: serving under the work pool's deployment name would take it over (and pause it on exit)
+    kpref_pipeline.serve(name=f"{deployment}-local", **options)
+
+
+@app.command(name="data-updated")
+def data_updated(files: list[Path] = typer.Argument(..., help="Facts files that changed.")) -> None:
+    """Tell Prefect that facts changed: emits `kpref.data.updated` per file, which the deployment's
+    trigger in prefect.yaml turns into a retrain."""
+    from flows.deploy import emit_data_updated
+
+    try:
+        for event_id, path in emit_data_updated(files):
+            Console().print(f"emitted kpref.data.updated for {path} ({event_id})")
+    except KprefError as e:
+        _fail(e)
 
 
 def main() -> None:  # pragma: no cover

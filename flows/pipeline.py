@@ -3,20 +3,44 @@
 DVC alone decides staleness (so `dvc repro` and `kpref run` leave the same dvc.lock);
 Prefect schedules, retries, logs and shows the runs. With `share` (the default) the flow pulls
 from the DVC remote before the stages and pushes after them, outputs and run-cache alike, so
-a machine that pulls reproduces nothing another one already computed.
+a machine that pulls reproduces nothing another one already computed. Deployed through
+prefect.yaml (a work pool, a schedule, one run at a time, an event trigger) or `kpref serve`.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from tasks.schema import METRICS, KprefError
 from tasks.stages import quiet_offline_env, stage_names
+
+HEADLINES = ("adherence", "closed_book_accuracy", "irrelevant_robustness")
+
+
+class StageFailed(KprefError):
+    """A stage's command failed. Exit status 2 is kpref's bad input (params, data), which no retry
+    mends; anything else (a crash, a lock, a full disk) may pass on a second try."""
+
+    def __init__(self, stage: str, cause: Exception):
+        super().__init__(f"stage {stage!r} failed: {cause}")
+        m = re.search(r"exited with (-?\d+)", str(cause))
+        self.transient = not (m and int(m.group(1)) == 2)
+
+
+def _retry_if_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except StageFailed as e:
+        return e.transient
+    except Exception:  # noqa: BLE001  (a DVC lock or I/O error outside the command)
+        return True
+    return False
 
 
 def _default_remote(repo) -> str | None:
@@ -59,7 +83,7 @@ def _sync(root: str, direction: str) -> dict:
     return {"remote": remote, "files": files}
 
 
-@task(name="dvc-stage", task_run_name="{stage}", cache_policy=NONE, retries=0)
+@task(name="dvc-stage", task_run_name="{stage}", cache_policy=NONE)
 def repro_stage(root: str, stage: str, force: bool = False, pull: bool = False) -> dict:
     """`dvc repro` of one stage; with `pull`, outputs that the run-cache says were computed elsewhere
     are fetched from the remote instead of recomputed (`dvc repro --pull`)."""
@@ -73,32 +97,65 @@ def repro_stage(root: str, stage: str, force: bool = False, pull: bool = False) 
         try:
             ran = repo.reproduce(stage, single_item=True, force=force, pull=pull)
         except ReproductionError as e:
-            raise KprefError(f"stage {stage!r} failed: {e.__cause__ or e}") from None
+            raise StageFailed(stage, e.__cause__ or e) from None
     did = bool(ran)
     logger.info("%s: %s", stage, "ran" if did else "up to date")
     return {"stage": stage, "ran": did}
 
 
-@flow(name="kpref-pipeline", log_prints=True)
-def kpref_pipeline(root: str = ".", force: bool = False, share: bool = True) -> dict:
-    base = Path(root)
-    shared = share and pull_shared(root)["remote"] is not None
-    results = []
-    for name in stage_names(base):
-        results.append(repro_stage(root, name, force, pull=shared))
-    if shared:
-        push_shared(root)
-    metrics_path = base / METRICS
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
-        rows = [
-            {"split": split, "model": m, "setting": s, "adherence": v}
-            for split, by_model in metrics.items() for m, mm in by_model.items() if m != "delta"
-            for s, v in mm["adherence_by_setting"].items()
-        ]
-        create_table_artifact(rows, key="kpref-adherence", description="Adherence per setting, base vs tuned")
+def _read_metrics(root: Path) -> dict:
+    path = root / METRICS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def headline_summary(before: dict, after: dict) -> str:
+    """The tuned model's headline figures per split, with the change since the previous run."""
+    lines = ["| split | figure | tuned | change |", "|---|---|---|---|"]
+    for split, models in after.items():
+        for key in HEADLINES:
+            new = models.get("tuned", {}).get(key)
+            if new is None:
+                continue
+            old = before.get(split, {}).get("tuned", {}).get(key)
+            change = "new" if old is None else f"{new - old:+.4f}"
+            lines.append(f"| {split} | {key} | {new:.4f} | {change} |")
+    return "\n".join(lines)
+
+
+def publish(root: Path, before: dict, results: list[dict]) -> None:
+    """What a person looks at in the UI: which stages ran, the headline figures, the adherence
+    table and a link to the report."""
     create_markdown_artifact(
-        "| stage | status |\n|---|---|\n" + "\n".join(f"| {r['stage']} | {'ran' if r['ran'] else 'up to date'} |" for r in results),
-        key="kpref-stages", description="Which stages DVC reproduced",
-    )
+        "| stage | status |\n|---|---|\n"
+        + "\n".join(f"| {r['stage']} | {'ran' if r['ran'] else 'up to date'} |" for r in results),
+        key="kpref-stages", description="Which stages DVC reproduced")
+    after = _read_metrics(root)
+    if not after:
+        return
+    create_markdown_artifact(headline_summary(before, after), key="kpref-headlines",
+                             description="Headline metrics of the tuned model, and their change since the last run")
+    rows = [{"split": split, "model": m, "setting": s, "adherence": v}
+            for split, by_model in after.items() for m, mm in by_model.items() if m != "delta"
+            for s, v in mm["adherence_by_setting"].items()]
+    create_table_artifact(rows, key="kpref-adherence", description="Adherence per setting, base vs tuned")
+    report = root / "reports" / "report.html"
+    if report.exists():
+        create_link_artifact(report.resolve().as_uri(), link_text="kpref report", key="kpref-report",
+                             description="The self-contained HTML report of this run")
+
+
+@flow(name="kpref-pipeline", log_prints=True)
+def kpref_pipeline(root: str = ".", force: bool = False, share: bool = True, retries: int = 1,
+                   retry_delay_s: float = 30.0) -> dict:
+    """Every dvc.yaml stage through DVC. A stage that fails for a reason other than bad input is
+    retried `retries` times, `retry_delay_s` apart; bad input fails the run with the stage's message."""
+    base = Path(root).resolve()
+    before = _read_metrics(base)
+    shared = share and pull_shared(str(base))["remote"] is not None
+    stage = repro_stage.with_options(retries=retries, retry_delay_seconds=retry_delay_s,
+                                     retry_condition_fn=_retry_if_transient)
+    results = [stage(str(base), name, force, pull=shared) for name in stage_names(base)]
+    if shared:
+        push_shared(str(base))
+    publish(base, before, results)
     return {"stages": results}

@@ -40,7 +40,9 @@ def make_repo(root: Path, model_dir, remote: Path | None = None) -> Path:
     """The project's pipeline with tiny params, committed; `remote` becomes its default DVC remote."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(ROOT / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("tasks", "flows"):
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "prefect.yaml", root / "prefect.yaml")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir), sort_keys=False))
     (root / ".gitignore").write_text("/data/\n/models/\n/reports/\n/.kpref_cache/\n__pycache__/\n")
     sh(["git", "init", "-q"], root)
