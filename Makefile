@@ -42,6 +42,7 @@ bench: setup
 	$(RUN) $(PY) benchmarks/bench_generate.py
 	$(RUN) $(PY) benchmarks/bench_precision.py
 	$(RUN) $(PY) benchmarks/bench_synthesize.py
+	$(RUN) $(PY) benchmarks/bench_flow_overhead.py
 
 # On a CUDA machine, after `dvc repro`: SFT and evaluation on the GPU against the same work on its CPU.
 gpu-check: setup

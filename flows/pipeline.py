@@ -88,6 +88,7 @@ def repro_stage(root: str, stage: str, force: bool = False, pull: bool = False) 
     """`dvc repro` of one stage; with `pull`, outputs that the run-cache says were computed elsewhere
     are fetched from the remote instead of recomputed (`dvc repro --pull`)."""
     from dvc.exceptions import ReproductionError
+    from dvc.lock import LockError
     from dvc.repo import Repo
 
     logger = get_run_logger()
@@ -98,6 +99,11 @@ def repro_stage(root: str, stage: str, force: bool = False, pull: bool = False) 
             ran = repo.reproduce(stage, single_item=True, force=force, pull=pull)
         except ReproductionError as e:
             raise StageFailed(stage, e.__cause__ or e) from None
+        except LockError:
+            # another `dvc repro` or `kpref run` in this workspace: it holds the lock for its whole run
+            raise StageFailed(stage, f"another DVC process holds the lock {Path(root) / '.dvc/tmp/lock'} "
+                                     "(a `dvc repro` or `kpref run` in this workspace); this run touched "
+                                     "nothing and retries, or run it again when that one ends") from None
     did = bool(ran)
     logger.info("%s: %s", stage, "ran" if did else "up to date")
     return {"stage": stage, "ran": did}

@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 
+def _sweep(path: Path) -> None:
+    """Remove the temp siblings a write of `path` killed mid-way left behind (`.name.*`). Stages
+    run one at a time under DVC's lock, so none of them belongs to a live write."""
+    for stale in path.parent.glob(f".{path.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; move it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -30,6 +41,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temp directory beside `path`; swap it in only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
