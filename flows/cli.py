@@ -161,6 +161,24 @@ def serve(deployment: str = typer.Option("nightly", help="Which deployment of pr
     kpref_pipeline.serve(name=f"{deployment}-local", **options)
 
 
+@app.command()
+def deploy(root: Path = typer.Option(Path("."), help="Project root (where prefect.yaml lives).")) -> None:
+    """Check prefect.yaml against the server (the API answers, each work pool exists, each schedule
+    parses), then deploy every deployment in it (`prefect --no-prompt deploy --all`)."""
+    import subprocess
+
+    from flows.deploy import check_deployable
+
+    try:
+        names = check_deployable(root.resolve())
+    except KprefError as e:
+        _fail(e)
+    proc = subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"], cwd=root)
+    if proc.returncode == 0:
+        Console().print(f"[green]deployed[/] {', '.join(names)}")
+    raise typer.Exit(proc.returncode)
+
+
 @app.command(name="data-updated")
 def data_updated(files: list[Path] = typer.Argument(..., help="Facts files that changed.")) -> None:
     """Tell Prefect that facts changed: emits `kpref.data.updated` per file, which the deployment's

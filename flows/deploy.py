@@ -26,20 +26,60 @@ def deployment_spec(prefect_yaml: Path, name: str) -> dict:
     return spec
 
 
+def _schedules(spec: dict, where: str) -> list:
+    from prefect.schedules import Cron
+
+    out = []
+    for s in spec.get("schedules") or []:
+        try:
+            out.append(Cron(s["cron"], timezone=s.get("timezone")))
+        except (KeyError, ValueError) as e:
+            raise KprefError(f"{where}: schedule {s!r} is not a valid cron schedule ({e})") from None
+    return out
+
+
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise KprefError("no Prefect API: set PREFECT_API_URL to your server's API "
+                         "(`prefect config set PREFECT_API_URL=http://HOST:4200/api`), or start `prefect server start`")
+    return url
+
+
+def check_deployable(root: Path) -> list[str]:
+    """Before `prefect deploy`: the API answers, every deployment's work pool exists there and every
+    schedule parses. Returns the deployments' names."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    path = root / "prefect.yaml"
+    names = [d.get("name") for d in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("deployments") or []]
+    specs = [deployment_spec(path, name) for name in names]
+    for spec in specs:
+        _schedules(spec, f"{path}: deployment {spec['name']!r}")
+    url = _api_url()
+    with get_client(sync_client=True) as client:
+        if (problem := client.api_healthcheck()) is not None:
+            raise KprefError(f"Prefect API {url} does not answer ({problem}); is the server running?")
+        for spec in specs:
+            pool = (spec.get("work_pool") or {}).get("name")
+            try:
+                client.read_work_pool(pool)
+            except ObjectNotFound:
+                raise KprefError(f"{path}: deployment {spec['name']!r}: work pool {pool!r} does not exist on {url}; "
+                                 f"create it: `prefect work-pool create {pool} --type process`") from None
+    return names
+
+
 def served_deployment(root: Path, name: str) -> dict:
     """`Flow.serve` options from prefect.yaml's deployment: every schedule checked first."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.events import DeploymentEventTrigger
-    from prefect.schedules import Cron
 
-    where = f"{root / 'prefect.yaml'}: deployment {name!r}"
     spec = deployment_spec(root / "prefect.yaml", name)
-    schedules = []
-    for s in spec.get("schedules") or []:
-        try:
-            schedules.append(Cron(s["cron"], timezone=s.get("timezone")))
-        except (KeyError, ValueError) as e:
-            raise KprefError(f"{where}: schedule {s!r} is not a valid cron schedule ({e})") from None
+    schedules = _schedules(spec, f"{root / 'prefect.yaml'}: deployment {name!r}")
     triggers = [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
                 for t in spec.get("triggers") or []]
     limit = spec.get("concurrency_limit")
@@ -56,12 +96,8 @@ def emit_data_updated(files: list[Path]) -> list[tuple[str, Path]]:
 
     from prefect.events import Event
     from prefect.events.clients import get_events_client
-    from prefect.settings import PREFECT_API_URL
 
-    url = PREFECT_API_URL.value()
-    if not url:
-        raise KprefError("no Prefect API to tell: set PREFECT_API_URL to your server's API "
-                         "(`prefect config set PREFECT_API_URL=http://HOST:4200/api`)")
+    url = _api_url()
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise KprefError(f"data-updated: no such file(s) {missing}")

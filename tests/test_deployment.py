@@ -73,7 +73,7 @@ def deployed(server, tiny_model_dir, tmp_path_factory):
     sh([prefect, "work-pool", "create", "kpref", "--type", "process"], repo, env=env)
     worker = _start([prefect, "worker", "start", "--pool", "kpref"], env, repo / "worker.log")
     try:
-        sh([prefect, "--no-prompt", "deploy", "--all"], repo, env=env)
+        sh([str(BIN / "kpref"), "deploy"], repo, env=env)  # checks API, pools and schedules, then prefect deploy
         yield repo, env, url
     finally:
         _stop(worker)
@@ -117,3 +117,17 @@ def test_kpref_serve_names_a_malformed_schedule(tmp_path, tiny_model_dir):
     (repo / "prefect.yaml").write_text(yaml.safe_dump(spec))
     proc = sh([str(BIN / "kpref"), "serve", "--root", str(repo)], repo, check=False)
     assert proc.returncode == 2 and "is not a valid cron schedule" in proc.stderr.replace("\n", "")
+
+
+def test_kpref_deploy_names_an_unknown_work_pool_and_a_missing_api(server, tmp_path, tiny_model_dir):
+    env, url = server
+    repo = make_repo(tmp_path / "r", tiny_model_dir)
+    spec = yaml.safe_load((repo / "prefect.yaml").read_text())
+    spec["deployments"][0]["work_pool"]["name"] = "no-such-pool"
+    (repo / "prefect.yaml").write_text(yaml.safe_dump(spec))
+    proc = sh([str(BIN / "kpref"), "deploy"], repo, env=env, check=False)
+    assert proc.returncode == 2
+    assert "work pool 'no-such-pool' does not exist" in proc.stderr.replace("\n", "")
+    offline = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    proc = sh([str(BIN / "kpref"), "deploy"], repo, env=offline, check=False)
+    assert proc.returncode == 2 and "no Prefect API" in proc.stderr.replace("\n", "")
