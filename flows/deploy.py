@@ -80,6 +80,7 @@ def served_deployment(root: Path, name: str) -> dict:
 
     spec = deployment_spec(root / "prefect.yaml", name)
     schedules = _schedules(spec, f"{root / 'prefect.yaml'}: deployment {name!r}")
+    _api_url()  # a temporary server would forget the schedule when this process ends
     triggers = [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
                 for t in spec.get("triggers") or []]
     limit = spec.get("concurrency_limit")

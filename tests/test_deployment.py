@@ -110,13 +110,18 @@ def test_a_data_updated_event_starts_a_run(deployed):
     assert len(started()) > before, "the trigger started no run"
 
 
-def test_kpref_serve_names_a_malformed_schedule(tmp_path, tiny_model_dir):
+def test_kpref_serve_names_a_malformed_schedule_and_a_missing_api(tmp_path, tiny_model_dir):
     repo = make_repo(tmp_path / "r", tiny_model_dir)
-    spec = yaml.safe_load((repo / "prefect.yaml").read_text())
+    offline = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    good = (repo / "prefect.yaml").read_text()
+    spec = yaml.safe_load(good)
     spec["deployments"][0]["schedules"][0]["cron"] = "every night"
     (repo / "prefect.yaml").write_text(yaml.safe_dump(spec))
-    proc = sh([str(BIN / "kpref"), "serve", "--root", str(repo)], repo, check=False)
+    proc = sh([str(BIN / "kpref"), "serve", "--root", str(repo)], repo, env=offline, check=False)
     assert proc.returncode == 2 and "is not a valid cron schedule" in proc.stderr.replace("\n", "")
+    (repo / "prefect.yaml").write_text(good)
+    proc = sh([str(BIN / "kpref"), "serve", "--root", str(repo)], repo, env=offline, check=False)
+    assert proc.returncode == 2 and "no Prefect API" in proc.stderr.replace("\n", "")
 
 
 def test_kpref_deploy_names_an_unknown_work_pool_and_a_missing_api(server, tmp_path, tiny_model_dir):
