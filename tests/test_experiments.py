@@ -9,8 +9,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_two_queued_experiments_run_and_show_side_by_side(tiny_model_dir, tmp_path):
-    root = make_repo(tmp_path / "r", tiny_model_dir)
-    sh(["dvc", "repro"], root)
+    root = make_repo(tmp_path / "r", tiny_model_dir, reproduce=True)
     sh(["git", "add", "dvc.lock"], root)
     sh(["git", "commit", "-qm", "baseline"], root)
     for n in (3, 5):

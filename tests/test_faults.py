@@ -16,9 +16,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def clean(tiny_model_dir, tmp_path_factory):
     """An uninterrupted tiny run: what a killed run must end up with."""
-    root = make_repo(tmp_path_factory.mktemp("clean"), tiny_model_dir)
-    sh(["dvc", "repro"], root)
-    return root
+    return make_repo(tmp_path_factory.mktemp("clean"), tiny_model_dir, reproduce=True)
 
 
 def _hold_lock(root):

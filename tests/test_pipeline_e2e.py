@@ -12,9 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def repo(tiny_model_dir, tmp_path_factory):
-    root = make_repo(tmp_path_factory.mktemp("kpref-repo"), tiny_model_dir)
-    _sh(["dvc", "repro"], root)
-    return root
+    return make_repo(tmp_path_factory.mktemp("kpref-repo"), tiny_model_dir, reproduce=True)
 
 
 def test_dvc_repro_builds_every_artifact(repo):

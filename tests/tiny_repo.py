@@ -36,8 +36,9 @@ def tiny_params(model_dir) -> dict:
     return p
 
 
-def make_repo(root: Path, model_dir, remote: Path | None = None) -> Path:
-    """The project's pipeline with tiny params, committed; `remote` becomes its default DVC remote."""
+def make_repo(root: Path, model_dir, remote: Path | None = None, reproduce: bool = False) -> Path:
+    """The project's pipeline with tiny params, committed; `remote` becomes its default DVC remote;
+    with `reproduce`, `dvc repro` has run (dvc.lock left uncommitted)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     for package in ("tasks", "flows"):
@@ -53,6 +54,8 @@ def make_repo(root: Path, model_dir, remote: Path | None = None) -> Path:
         sh(["dvc", "remote", "add", "-d", "shared", str(remote)], root)
     sh(["git", "add", "-A"], root)
     sh(["git", "commit", "-qm", "init"], root)
+    if reproduce:
+        sh(["dvc", "repro"], root)
     return root
 
 
