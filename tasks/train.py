@@ -173,6 +173,32 @@ def _dataset(records: list[dict], to_row):
     return Dataset.from_list([to_row(r) for r in records]) if records else None
 
 
+def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path) -> None:
+    """What cannot work, said before any weights load: no examples, a batch larger than the data,
+    DPO without enough typed pairs, LoRA targets that match no module of the architecture."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if not records:
+        raise KprefError(f"{where}: no training examples")
+    if p.batch_size > len(records):
+        raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
+    if p.dpo.steps > 0:
+        pairs = sum(1 for r in records if r.get("rejected"))
+        if pairs < p.dpo.batch_size:
+            raise KprefError(f"train.dpo.steps: DPO needs at least train.dpo.batch_size ({p.dpo.batch_size}) preference "
+                             f"pairs; {where} has {pairs} (examples with rejected/error_type)")
+    with init_empty_weights():  # the architecture without its weights: module names, no memory
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
+    targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
+    if isinstance(targets, list) and p.lora.top_layers == 0:
+        linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if type(m).__name__ == "Linear"}
+        unknown = sorted(set(targets) - linear)
+        if unknown:
+            raise KprefError(f"train.lora.target_modules: {unknown} match no linear layer of {base_dir} "
+                             f"(it has {sorted(linear)})")
+
+
 def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path, adapter_dir: str | Path,
           tuned_dir: str | Path, live_dir: str | Path) -> dict:
     """SFT, then DPO when `p.dpo.steps` > 0; the adapters and the merged model are written only once
@@ -182,8 +208,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
 
     base_dir = check_checkpoint_dir(base_dir)
     data = read_splits(data_dir, ("train", "val"))
-    if not data["train"]:
-        raise KprefError(f"{Path(data_dir) / 'train.jsonl'}: no training examples")
+    check_plan(p, base_dir, data["train"], Path(data_dir) / "train.jsonl")
     device = pick_device(p.device, p.precision)
     set_seed(seed)
     tok = load_tokenizer(base_dir)

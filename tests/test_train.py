@@ -89,3 +89,24 @@ def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
     model, _ = load_model(tmp_path / "tuned")
     assert not hasattr(model, "peft_config")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batch_size": 1000}, r"train.batch_size: 1000 is more than the \d+ examples"),
+    ({"dpo": {"steps": 2, "batch_size": 1000}}, r"train.dpo.steps: DPO needs at least train.dpo.batch_size \(1000\)"),
+    ({"lora": {**TINY_TRAIN_RAW["lora"], "top_layers": 0, "target_modules": ["q_proj", "qkv"]}},
+     r"train.lora.target_modules: \['qkv'\] match no linear layer"),
+])
+def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
+    import shutil
+
+    from tasks.schema import KprefError
+
+    root, _ = trained
+    broken = tmp_path / "base"  # its weights cannot load: the message must come before they are needed
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    p = shipped({"train": {**TINY_TRAIN_RAW, **change}}).train
+    with pytest.raises(KprefError, match=message):
+        train(p, 0, broken, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    assert not (tmp_path / "adapter").exists() and not (tmp_path / "tuned").exists()
