@@ -15,11 +15,16 @@ from tasks.schema import KprefError
 DATA_UPDATED = "kpref.data.updated"
 
 
-def deployment_spec(prefect_yaml: Path, name: str) -> dict:
-    """The deployment called `name` in prefect.yaml."""
+def deployment_specs(prefect_yaml: Path) -> list[dict]:
+    """Every deployment prefect.yaml declares."""
     if not prefect_yaml.exists():
         raise KprefError(f"{prefect_yaml}: not found (run from the project root or pass --root)")
-    specs = yaml.safe_load(prefect_yaml.read_text(encoding="utf-8")).get("deployments") or []
+    return (yaml.safe_load(prefect_yaml.read_text(encoding="utf-8")) or {}).get("deployments") or []
+
+
+def deployment_spec(prefect_yaml: Path, name: str) -> dict:
+    """The deployment called `name` in prefect.yaml."""
+    specs = deployment_specs(prefect_yaml)
     spec = next((d for d in specs if d.get("name") == name), None)
     if spec is None:
         raise KprefError(f"{prefect_yaml}: no deployment {name!r}; it has {[d.get('name') for d in specs]}")
@@ -55,8 +60,7 @@ def check_deployable(root: Path) -> list[str]:
     from prefect.exceptions import ObjectNotFound
 
     path = root / "prefect.yaml"
-    names = [d.get("name") for d in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("deployments") or []]
-    specs = [deployment_spec(path, name) for name in names]
+    specs = deployment_specs(path)
     for spec in specs:
         _schedules(spec, f"{path}: deployment {spec['name']!r}")
     url = _api_url()
@@ -70,7 +74,7 @@ def check_deployable(root: Path) -> list[str]:
             except ObjectNotFound:
                 raise KprefError(f"{path}: deployment {spec['name']!r}: work pool {pool!r} does not exist on {url}; "
                                  f"create it: `prefect work-pool create {pool} --type process`") from None
-    return names
+    return [spec["name"] for spec in specs]
 
 
 def served_deployment(root: Path, name: str) -> dict:

@@ -34,9 +34,6 @@ class Setting:
     error_type: str | None  # None: no pair; multi-hop: the carrier's (instruction_neglect or contextual_ignorance)
     conflict: bool  # the right answer contradicts the world's
 
-    def __str__(self) -> str:
-        return f"{self.source or 'carrier'}, {self.error_type or 'no pair'}"
-
 
 SETTINGS: dict[str, Setting] = {
     "closed_book": Setting("parametric", None, conflict=False),

@@ -176,6 +176,7 @@ def _dataset(records: list[dict], to_row):
 def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path) -> None:
     """What cannot work, said before any weights load: no examples, a batch larger than the data,
     DPO without enough typed pairs, LoRA targets that match no module of the architecture."""
+    import torch
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -192,7 +193,7 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
     if isinstance(targets, list) and p.lora.top_layers == 0:
-        linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if type(m).__name__ == "Linear"}
+        linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear)}
         unknown = sorted(set(targets) - linear)
         if unknown:
             raise KprefError(f"train.lora.target_modules: {unknown} match no linear layer of {base_dir} "
