@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tasks.schema import SETTINGS, KprefError
 
 Precision = Literal["auto", "fp32", "bf16"]
-_PRECISION = "auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (about 2x faster there), else fp32 (fp16 on old GPUs)"
+_PRECISION = ("auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (there bf16 matmuls ran 2.3-4.5x fp32), "
+              "else fp32 (fp16 on old GPUs)")
 
 
 class _Section(BaseModel):
