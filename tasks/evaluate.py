@@ -24,6 +24,7 @@ from tasks.metrics import (
     memorization_ratio,
     normalize,
     overlaps,
+    paired_bootstrap,
     rate,
     token_f1,
     wilson_interval,
@@ -87,7 +88,10 @@ def evaluate_items(model, tok, items: Sequence[EvalItem], batch_size: int = 16, 
         if it.source_answers:
             row["followed_source"] = followed_source(pred, it.source_answers)
         if it.id in cb:
-            row["closed_book_prediction"] = answers[cb[it.id]]
+            closed = answers[cb[it.id]]
+            row["closed_book_prediction"] = closed
+            row["closed_book_correct"] = matches(closed, it.answers)
+            row["robust"] = same_answer(pred, closed, it)
         preds.append(row)
     return Evaluation(summarize(items, preds), preds)
 
@@ -108,17 +112,14 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     }
     if "closed_book" in by_setting:
         m["closed_book_accuracy"] = rate(by_setting["closed_book"])
-    irr = [(it, p) for it, p in zip(items, preds) if "closed_book_prediction" in p]
+    irr = [p for p in preds if "robust" in p]
     if irr:
-        # (irrelevant-context answer says what the closed-book one says, closed-book answer is right)
-        same = [(same_answer(p["prediction"], p["closed_book_prediction"], it),
-                 matches(p["closed_book_prediction"], it.answers)) for it, p in irr]
-        m["irrelevant_robustness"] = rate([s for s, _ in same])
+        m["irrelevant_robustness"] = rate([p["robust"] for p in irr])
         # a few dozen questions: the interval says how far the model's own rate may be from this one
-        m["irrelevant_robustness_ci95"] = wilson_interval(sum(s for s, _ in same), len(same))
+        m["irrelevant_robustness_ci95"] = wilson_interval(sum(p["robust"] for p in irr), len(irr))
         # the same on facts the model answers right closed-book: a made-up answer to a fact it never
         # knew moves with any change to the prompt, a known one should not
-        m["irrelevant_robustness_known"] = rate([s for s, known in same if known])
+        m["irrelevant_robustness_known"] = rate([p["robust"] for p in irr if p["closed_book_correct"]])
     cf = [(it, p) for it, p in zip(items, preds) if it.setting == "ctx_counterfactual" and it.source_answers]
     if cf:
         m["memorization_ratio"] = memorization_ratio(
@@ -169,6 +170,7 @@ def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: Evalu
 
     splits = {split: [EvalItem.from_example(r) for r in rows] for split, rows in read_splits(data_dir, TEST_SPLITS).items()}
     metrics: dict = {split: {} for split in splits}
+    preds: dict[tuple[str, str], list[dict]] = {}
     for name, path in models.items():
         model, tok = load_model(path, precision=p.precision)  # once per model, for every split
         for split, items in splits.items():
@@ -176,22 +178,45 @@ def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: Evalu
                 continue
             ev = evaluate_items(model, tok, items, p.batch_size, p.max_new_tokens, desc=f"{name} on {split}")
             metrics[split][name] = ev.metrics
+            preds[split, name] = ev.predictions
             write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", ev.predictions)
         del model
-    for m in metrics.values():
+    for split, m in metrics.items():
         if "base" in m and "tuned" in m:
-            m["delta"] = deltas(m["base"], m["tuned"])
+            base, tuned = preds[split, "base"], preds[split, "tuned"]
+            m["delta"] = paired_deltas(base, tuned)
+            for name, rows in (("base", base), ("tuned", tuned)):
+                m[name].update(robustness_on_base_known(base, rows))
     write_text(adherence_csv, adherence_table(metrics))
     write_json(metrics_path, metrics)
     return metrics
 
 
-def deltas(base: dict, tuned: dict) -> dict:
-    """Tuned minus base: adherence, and closed-book retention where both answered closed-book."""
-    out = {"adherence": round(tuned["adherence"] - base["adherence"], 4)}
-    if "closed_book_accuracy" in base and "closed_book_accuracy" in tuned:
-        out["closed_book_retention"] = round(tuned["closed_book_accuracy"] - base["closed_book_accuracy"], 4)
+def paired_deltas(base: list[dict], tuned: list[dict]) -> dict:
+    """Tuned minus base on the same questions, each with a paired-bootstrap 95% interval:
+    adherence over all of them, and closed-book retention (accuracy asked with nothing beside
+    the question: how much of what the base knew the tuned model kept)."""
+    if [r["id"] for r in base] != [r["id"] for r in tuned]:
+        raise ValueError("paired_deltas: base and tuned answered different questions")
+    out: dict = {}
+    pairs = {"adherence": list(zip(base, tuned)),
+             "closed_book_retention": [(b, t) for b, t in zip(base, tuned) if b["setting"] == "closed_book"]}
+    for key, rows in pairs.items():
+        if rows:
+            d = paired_bootstrap([b["correct"] for b, _ in rows], [t["correct"] for _, t in rows])
+            out[key], out[f"{key}_ci95"], out[f"{key}_significant"] = d["delta"], d["ci95"], d["significant"]
     return out
+
+
+def robustness_on_base_known(base: list[dict], rows: list[dict]) -> dict:
+    """Irrelevant-context robustness on the facts the base model answers right closed-book: the
+    same questions for base and tuned, so a tuned model that forgot a fact cannot drop it from
+    its own denominator."""
+    known = {b["id"] for b in base if b.get("closed_book_correct")}
+    flags = [r["robust"] for r in rows if "robust" in r and r["id"] in known]
+    return {"irrelevant_robustness_base_known": rate(flags),
+            "irrelevant_robustness_base_known_ci95": wilson_interval(sum(flags), len(flags)),
+            "n_base_known": len(flags)} if flags else {}
 
 
 def adherence_table(metrics: dict) -> str:

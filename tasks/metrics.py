@@ -79,6 +79,21 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     return [round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4)]
 
 
+def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict:
+    """after - before on the same questions, with a 95% percentile interval from resampling the
+    questions (Efron's paired bootstrap): the two models' answers to one question move together,
+    so the interval is narrower than two independent ones would suggest."""
+    import numpy as np
+
+    if len(before) != len(after) or not before:
+        raise ValueError("paired_bootstrap needs two equally long, non-empty samples")
+    diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    lo, hi = np.percentile(diff[idx].mean(axis=1), [2.5, 97.5])
+    return {"delta": round(float(diff.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "significant": bool(lo > 0 or hi < 0), "n": len(diff)}
+
+
 def memorization_ratio(predictions: Sequence[str], memory: Sequence[str], substituted: Sequence[str]) -> float | None:
     """MR = p_o / (p_o + p_s) on counterfactual-context examples (Longpre et al., 2021)."""
     p_o = sum(matches(p, [m]) for p, m in zip(predictions, memory))

@@ -66,6 +66,16 @@ class PycountrySource(_Source):
     min_population: int = Field(ge=0, description="Skip countries smaller than this (ISO alpha-3 codes).")
 
 
+class ElementsSource(_Source):
+    relations: tuple[Literal["element_symbol", "atomic_number"], ...] = Field(
+        min_length=1, description="periodictable relations to draw (chemical element -> symbol, atomic number).")
+
+
+class UsStatesSource(_Source):
+    relations: tuple[Literal["state_capital", "state_abbreviation"], ...] = Field(
+        min_length=1, description="us relations to draw (U.S. state -> capital, postal abbreviation).")
+
+
 class UserFactsSource(_Source):
     path: str | None = Field(description="Your facts: CSV (header subject,relation,object[,aliases]) or JSONL.")
     templates: str | None = Field(description="YAML/JSON relation templates for your facts file.")
@@ -92,6 +102,8 @@ class FactSources(_Section):
     cities: CitiesSource
     countryinfo: CountryInfoSource
     pycountry: PycountrySource
+    elements: ElementsSource
+    us_states: UsStatesSource
     user_facts: UserFactsSource
     mquake: MquakeSource
 
@@ -106,6 +118,8 @@ class SplitParams(_Section):
     ood_relations: tuple[str, ...] = Field(description="Relations never trained; evaluated as test_ood_relation.")
     ood_phrasings: int = Field(ge=0, description="Last N question phrasings per relation and last N assumption "
                                                  "styles: never trained; evaluated as test_ood_phrasing.")
+    ood_domains: tuple[str, ...] = Field(description="Fact sources never trained (subjects, relations and wordings "
+                                                     "all unseen): their facts form test_ood_domain.")
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -117,6 +131,16 @@ class SplitParams(_Section):
 class FactsParams(_Section):
     sources: FactSources
     split: SplitParams
+
+    @model_validator(mode="after")
+    def _ood_domains(self):
+        enabled = set(self.sources.weights())
+        wrong = [d for d in self.split.ood_domains if d not in enabled]
+        if wrong:
+            raise ValueError(f"split.ood_domains: {wrong} is not an enabled source (enabled: {sorted(enabled)})")
+        if enabled <= set(self.split.ood_domains):
+            raise ValueError("split.ood_domains holds out every enabled source: nothing is left to train on")
+        return self
 
 
 class ProbeParams(_Section):
@@ -135,7 +159,10 @@ class SynthesizeParams(_Section):
     n_train: int = Field(ge=1, description="Training examples.")
     n_val: int = Field(ge=0, description="Validation examples.")
     n_test_per_setting: int = Field(ge=1, description="Examples per setting in the test split.")
-    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in each out-of-distribution test split.")
+    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in the held-out relation and phrasing "
+                                                     "splits.")
+    n_ood_domain_per_setting: int = Field(ge=0, description="Examples per setting in test_ood_domain (the "
+                                                            "retention headline's closed-book questions among them).")
     assumption_styles: int = Field(ge=2, le=8, description="How many of the eight ways to state an assumption are "
                                                            "used (the first N).")
     context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(

@@ -1,4 +1,4 @@
-"""Stage probe: ask the base model every training fact closed-book.
+"""Stage probe: ask the base model every training fact, and every held-out-domain fact, closed-book.
 
     params: probe, facts.split        reads: models/base, data/facts.jsonl, data/relations.json
                                        writes: data/probe.jsonl
@@ -22,6 +22,7 @@ from tasks.params import Params, ProbeParams
 from tasks.schema import (
     BASE_DIR,
     FACTS,
+    OOD_DOMAIN,
     PROBE,
     PROBE_CACHE,
     RELATIONS,
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
-    facts = trained_facts(read_facts(root / FACTS), p.facts.split.ood_relations)
+    all_facts = read_facts(root / FACTS)
+    # the held-out domain too: its report reads what the base model knew there
+    facts = trained_facts(all_facts, p.facts.split.ood_relations) + [f for f in all_facts if f.split == OOD_DOMAIN]
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
                     root / PROBE_CACHE)
     log.info("probe: %s", out)

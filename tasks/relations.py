@@ -73,8 +73,37 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
                   "What is the three-letter country code of {s}?", "{s}'s ISO alpha-3 code is what?",
                   "Tell me the ISO alpha-3 code of {s}.", "{s} has which ISO alpha-3 code?"),
                  "The ISO alpha-3 code of {s} is {o}."),
+        # Knowledge far from the trained geography, for the held-out domain (facts.split.ood_domains):
+        # chemistry and the U.S. states, asked in wordings of their own. Two of the four are answered
+        # by a short symbol, the kind of answer a model taught to abstain on ISO codes stops giving.
+        Relation("element_symbol", "chemical_symbol",
+                 ("What is the chemical symbol for {s}?", "Which symbol stands for {s} on the periodic table?",
+                  "How is {s} written as a chemical symbol?", "{s} is abbreviated to which element symbol?",
+                  "Give the element symbol of {s}."),
+                 "The chemical symbol for {s} is {o}."),
+        Relation("atomic_number", "atomic_number",
+                 ("What is the atomic number of {s}?", "How many protons are in the nucleus of a {s} atom?",
+                  "Which number does {s} have in the periodic table?", "{s} has which atomic number?",
+                  "Give the atomic number of {s}."),
+                 "The atomic number of {s} is {o}."),
+        Relation("state_capital", "city",
+                 ("What is the capital of the U.S. state of {s}?", "Which city is the state capital of {s}?",
+                  "Where does the state government of {s} sit?", "{s}'s state capital is which city?",
+                  "Give the state capital of {s}."),
+                 "The state capital of {s} is {o}."),
+        Relation("state_abbreviation", "postal_code",
+                 ("What is the two-letter postal abbreviation of {s}?",
+                  "Which two letters stand for {s} on an American envelope?",
+                  "How does the U.S. Postal Service abbreviate {s}?", "{s} has which postal abbreviation?",
+                  "Give the USPS abbreviation for {s}."),
+                 "The postal abbreviation of {s} is {o}."),
     )
 }
+
+# Answers that are also everyday words ("In" for indium, "OR" for Oregon, "I" for iodine): a
+# whole-word match would find them in any sentence, "I don't know." included, so no question
+# is posed on them.
+COMMON_WORDS = frozenset("i a in as at be he no am or me hi ok oh id is it on to up us we so do go of by my".split())
 
 
 # Names a model may fairly use for a multi-word or plural geonames currency.
@@ -140,6 +169,7 @@ def object_names(relation: str, raw: str) -> tuple[str, tuple[str, ...]]:
     else:
         obj, extra = raw, _NAMES_IN_USE.get(relation, {}).get(raw, ())
     return obj, _aliases(obj, extra)
+
 
 def clean(name: str) -> str:
     """Names as one line with single spaces (packages carry stray tabs and double spaces)."""

@@ -147,7 +147,26 @@ SPLIT_TITLES = {
     "test": "held-out subjects",
     "test_ood_relation": "held-out relations (never trained)",
     "test_ood_phrasing": "held-out phrasings and assumption styles",
+    "test_ood_domain": "held-out knowledge domains (sources, relations and wordings never trained)",
 }
+
+
+def headlines(metrics: dict) -> list[dict]:
+    """One row per split with both models: adherence beside closed-book retention (tuned - base,
+    paired interval) and robustness on the facts the base knows: what the model learned next to
+    what it may have lost, at the top of the report."""
+    rows = []
+    for split, m in metrics.items():
+        if "delta" not in m:
+            continue
+        tuned, base, d = m["tuned"], m["base"], m["delta"]
+        rows.append({"split": split, "title": SPLIT_TITLES.get(split, split), "adherence": tuned["adherence"],
+                     "adherence_base": base["adherence"], "retention": d.get("closed_book_retention"),
+                     "retention_ci95": d.get("closed_book_retention_ci95"),
+                     "significant": d.get("closed_book_retention_significant"),
+                     "robust_known": tuned.get("irrelevant_robustness_base_known"),
+                     "robust_known_base": base.get("irrelevant_robustness_base_known")})
+    return rows
 
 
 def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir: str | Path,
@@ -174,10 +193,12 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
         })
     ctx = {
         "sections": sections,
+        "headlines": headlines(metrics),
         "validation": validation,
         "examples": _examples(Path(predictions_dir)),
-        "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness",
-                         "irrelevant_robustness_ci95", "irrelevant_robustness_known", "memorization_ratio", "em", "f1"],
+        "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness", "irrelevant_robustness_ci95",
+                         "irrelevant_robustness_known", "irrelevant_robustness_base_known", "memorization_ratio",
+                         "em", "f1"],
     }
     out_dir = Path(out_dir)
     rel = {k: str((figures_dir / f"{k}.png").resolve().relative_to(out_dir.resolve())) for k in figs}

@@ -49,8 +49,10 @@ SETTINGS: dict[str, Setting] = {
 CONFLICT_SETTINGS = tuple(s for s, spec in SETTINGS.items() if spec.conflict)
 CARRIER_ERROR = {"instruction": "instruction_neglect", "context": "contextual_ignorance"}  # multi-hop pairs
 
-SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing")
+SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain")
 TEST_SPLITS = SPLITS[2:]
+# The split of a held-out domain's facts (facts.split.ood_domains): never train, val or test subjects.
+OOD_DOMAIN = "test_ood_domain"
 # What the model is taught to say when its memory holds no answer (synthesize.unknown_belief: abstain).
 ABSTAIN = "I don't know"
 
@@ -98,7 +100,7 @@ class Fact:
     source: str
     aliases: tuple[str, ...] = ()
     counterfactual: str | None = None  # a source-given counterfactual object (MQuAKE's target_new)
-    split: str | None = None  # set by the facts stage: train / val / test by subject
+    split: str | None = None  # set by the facts stage: train / val / test by subject, or test_ood_domain
 
     @property
     def key(self) -> str:

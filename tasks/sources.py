@@ -151,6 +151,47 @@ class PycountrySource:
                 yield Fact(clean(countries[iso]["name"]), "alpha3", rec.alpha_3, "iso_code", self.name)
 
 
+@dataclass
+class ElementsSource:
+    """periodictable: each chemical element's symbol and atomic number."""
+
+    relation_names: tuple[str, ...]
+    name: str = "elements"
+
+    def relations(self) -> dict[str, Relation]:
+        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+    def facts(self) -> Iterator[Fact]:
+        import periodictable
+
+        for el in periodictable.elements:
+            if el.number < 1:  # the neutron, element 0 of the package
+                continue
+            objects = {"element_symbol": el.symbol, "atomic_number": str(el.number)}
+            for rel in self.relation_names:
+                yield Fact(el.name.capitalize(), rel, objects[rel], BUILTIN_RELATIONS[rel].object_type, self.name)
+
+
+@dataclass
+class UsStatesSource:
+    """us: the fifty U.S. states' capitals and postal abbreviations."""
+
+    relation_names: tuple[str, ...]
+    name: str = "us_states"
+
+    def relations(self) -> dict[str, Relation]:
+        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+    def facts(self) -> Iterator[Fact]:
+        import us
+
+        for st in sorted(us.states.STATES, key=lambda st: st.name):
+            objects = {"state_capital": st.capital, "state_abbreviation": st.abbr}
+            for rel in self.relation_names:
+                if objects[rel]:
+                    yield Fact(st.name, rel, objects[rel], BUILTIN_RELATIONS[rel].object_type, self.name)
+
+
 def load_templates(path: str | Path) -> dict[str, Relation]:
     """A relation-templates file (YAML or JSON): {relation: {object_type, questions: [..], statement}}."""
     path = Path(path)
@@ -303,6 +344,10 @@ def enabled_sources(s: FactSources) -> list[FactSource]:
         out.append(CountryInfoSource(s.countryinfo.relations, s.countryinfo.min_population))
     if s.pycountry.enabled:
         out.append(PycountrySource(s.pycountry.min_population))
+    if s.elements.enabled:
+        out.append(ElementsSource(s.elements.relations))
+    if s.us_states.enabled:
+        out.append(UsStatesSource(s.us_states.relations))
     if s.user_facts.enabled:
         out.append(UserFactsSource(s.user_facts.path, s.user_facts.templates))
     if s.mquake.enabled:

@@ -1,12 +1,12 @@
 """Stage synthesize: real facts -> knowledge-conflict examples in train/val/test(+OOD) splits.
 
     params: base.seed, facts, synthesize    reads: data/facts.jsonl, data/relations.json, data/probe.jsonl
-                                             writes: data/{train,val,test,test_ood_relation,test_ood_phrasing}.jsonl
+                                             writes: data/{train,val,test,test_ood_*}.jsonl
 
 Every example names the source the hierarchy picks (instruction > context > parametric),
 the answer each source gives, a `completion` to train on, and for DPO a `rejected` answer
 of a named error type; `tasks/recipes.py` builds one per setting. Test subjects never occur
-in train or val; held-out relations and held-out phrasings form their own test splits.
+in train or val; held-out relations, phrasings and knowledge domains form their own test splits.
 Same facts, probe, params and seed: same bytes.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tasks.schema import (
     ABSTAIN,
     DATA_DIR,
     FACTS,
+    OOD_DOMAIN,
     PROBE,
     RELATIONS,
     SETTINGS,
@@ -102,7 +103,7 @@ def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
 
 def _split_facts(split: str, facts: list[Fact], ood: tuple[str, ...]) -> tuple[list[Fact], dict[str, list[Fact]]]:
     """The facts a split asks about, and those its distractor passages may state."""
-    in_split = [f for f in facts if f.split == ("test" if split.startswith("test") else split)]
+    in_split = [f for f in facts if f.split == _subject_split(split)]
     if split == "test_ood_relation":
         usable = [f for f in in_split if f.relation in ood]
     else:
@@ -114,10 +115,15 @@ def _split_facts(split: str, facts: list[Fact], ood: tuple[str, ...]) -> tuple[l
     return usable, pools
 
 
+def _subject_split(split: str) -> str:
+    """The facts' split a synthesized split asks about: its own, test for the held-out relations and phrasings."""
+    return split if split in ("train", "val", OOD_DOMAIN) else "test"
+
+
 def _counts(split: str, p: SynthesizeParams) -> dict[str, int]:
     if split in ("train", "val"):
         return allocate({"train": p.n_train, "val": p.n_val}[split], p.mix)
-    n = p.n_test_per_setting if split == "test" else p.n_ood_per_setting
+    n = {"test": p.n_test_per_setting, OOD_DOMAIN: p.n_ood_domain_per_setting}.get(split, p.n_ood_per_setting)
     # multi-hop has one composed phrasing and needs trained relations: in-distribution test only
     return {s: n for s in SETTINGS if split == "test" or s != "multi_hop"}
 
@@ -126,7 +132,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
     usable, pools = _split_facts(split, world.facts, sp.ood_relations)
     counts = _counts(split, p)
     phrasing = Phrasing(sp.ood_phrasings, ood=split == "test_ood_phrasing")
-    subject_split = "test" if split.startswith("test") else split
+    subject_split = _subject_split(split)
     rows: list[dict] = []
     seen: set[str] = set()
     for setting in SETTINGS:

@@ -7,7 +7,8 @@
 It checks what would silently ruin training: missing fields, unknown settings, targets that
 are not the answer of the source the hierarchy picks (or absent from that source's text),
 DPO pairs whose rejected answer is not of its setting's error type, setting and error-type
-balance, leakage of test subjects or held-out relations/phrasings into train, prompts longer
+balance, leakage of test subjects, held-out relations/phrasings or a held-out domain's subjects,
+relations and wordings into train, prompts longer
 than the model's limit and duplicate prompts. A failing suite stops the pipeline before
 training, naming each failed expectation with example ids.
 """
@@ -32,6 +33,7 @@ from tasks.schema import (
     DATA_DIR,
     DATA_DOCS,
     ERROR_TYPES,
+    OOD_DOMAIN,
     RELATIONS,
     SETTINGS,
     SOURCES,
@@ -219,7 +221,23 @@ def balance_table(train_val: pd.DataFrame, gate: GateParams) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_suites(test_subjects: list[str], gate: GateParams, with_tokens: bool):
+@dataclass(frozen=True)
+class HeldOut:
+    """What the test splits hold that training must never see, read from the splits themselves."""
+
+    subjects: list[str]  # every test split's, the held-out domain's included
+    domain_relations: list[str]
+    domain_templates: list[str]
+
+    @classmethod
+    def of(cls, all_df: pd.DataFrame) -> "HeldOut":
+        test = all_df[all_df["split"].str.startswith("test")]
+        domain = all_df[all_df["split"] == OOD_DOMAIN]
+        return cls(sorted(set(test["subject"])), sorted(set(domain["relation"])),
+                   sorted(set(domain["question_template"].dropna())))
+
+
+def build_suites(held: HeldOut, gate: GateParams, with_tokens: bool):
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -241,16 +259,19 @@ def build_suites(test_subjects: list[str], gate: GateParams, with_tokens: bool):
 
     train = gx.ExpectationSuite(name="kpref_train_val")
     train.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    leaks = (("subject", sorted(test_subjects), "test subjects never occur in train/val"),
+    leaks = (("subject", held.subjects, "test subjects (held-out domain's too) never occur in train/val"),
              ("relation", sorted(gate.ood_relations), "held-out relations never occur in train/val"),
+             ("relation", held.domain_relations, "held-out-domain relations never occur in train/val"),
              ("question_template", sorted(gate.held_out_templates), "held-out phrasings never occur in train/val"),
+             ("question_template", held.domain_templates, "held-out-domain wordings never occur in train/val"),
              ("assumption_style", sorted(gate.held_out_styles), "held-out assumption styles never occur in train/val"))
     for col, values, why in leaks:
         if values:
             train.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(column=col, value_set=values, meta={"why": why}))
     train.add_expectation(gxe.ExpectColumnValuesToBeInSet(
         column="no_held_out_text", value_set=[True],
-        meta={"why": "no context or instruction in train/val states a test subject's fact or a held-out relation"}))
+        meta={"why": "no context or instruction in train/val states a test subject's fact, a held-out relation "
+                     "or a held-out domain's relation"}))
 
     balance = gx.ExpectationSuite(name="kpref_balance")
     balance.add_expectation(gxe.ExpectColumnValuesToBeInSet(
@@ -302,16 +323,17 @@ def _checked_frames(frames: dict[str, pd.DataFrame], gate: GateParams, tokenizer
             all_df[col] = None
     all_df = derive_checks(all_df, tokenizer, gate.max_length)
     train_df = all_df[all_df["split"].isin(["train", "val"])].reset_index(drop=True)
-    test_subjects = sorted(set(all_df.loc[all_df["split"].str.startswith("test"), "subject"]))
-    leak = held_out_statements(relations, gate.ood_relations, test_subjects) if relations is not None else None
+    held = HeldOut.of(all_df)
+    leak = (held_out_statements(relations, (*gate.ood_relations, *held.domain_relations), held.subjects)
+            if relations is not None else None)
     train_df["no_held_out_text"] = [
         not (leak and any(leak.search(x) for x in [*c, i if isinstance(i, str) else ""]))
         for c, i in zip(train_df["contexts"], train_df["instruction"])
     ]
-    return all_df, train_df, balance_table(train_df, gate), test_subjects
+    return all_df, train_df, balance_table(train_df, gate), held
 
 
-def _run_suites(frames, test_subjects: list[str], gate: GateParams, with_tokens: bool,
+def _run_suites(frames, held: HeldOut, gate: GateParams, with_tokens: bool,
                 docs_dir: str | Path) -> tuple[bool, dict]:
     """Run each suite as a GX checkpoint that also writes Data Docs; (all passed, results by suite)."""
     import great_expectations as gx
@@ -319,7 +341,7 @@ def _run_suites(frames, test_subjects: list[str], gate: GateParams, with_tokens:
 
     ctx = gx.get_context(mode="ephemeral")  # suites can only be built inside a context
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suites = build_suites(test_subjects, gate, with_tokens)
+    suites = build_suites(held, gate, with_tokens)
     results, success = {}, True
     with atomic_dir(docs_dir) as docs_tmp:
         ctx.add_data_docs_site(site_name="kpref", site_config={
@@ -352,9 +374,9 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
         from tasks.modeling import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer_dir)
-    all_df, train_df, balance_df, test_subjects = _checked_frames(frames, gate, tokenizer, relations)
+    all_df, train_df, balance_df, held = _checked_frames(frames, gate, tokenizer, relations)
     plan = (("all_splits", all_df, "id"), ("train_val", train_df, "id"), ("balance", balance_df, "name"))
-    success, results = _run_suites(plan, test_subjects, gate, tokenizer is not None, docs_dir)
+    success, results = _run_suites(plan, held, gate, tokenizer is not None, docs_dir)
     summary = {
         "success": success,
         "rows": {split: int(len(df)) for split, df in frames.items()},
