@@ -1,7 +1,8 @@
-"""Robustness and adherence on many more held-out questions than the pipeline's test splits ask.
+"""Robustness, adherence and retention on many more held-out questions than the pipeline's test splits ask.
 
     python benchmarks/wide_eval.py robustness [--run .] [--n 300] [--show K]
-    python benchmarks/wide_eval.py adherence --split test_ood_phrasing|test_ood_relation|test [--n 128]
+    python benchmarks/wide_eval.py retention [--run .] [--n 300] [--n-conflict 128] [--splits ...] [--show K]
+    python benchmarks/wide_eval.py adherence --split test_ood_phrasing|test_ood_relation|test_ood_domain|test [--n 128]
 
 The test split asks 60 irrelevant-context questions and each OOD split 32 per setting, so one
 run's figure carries a 95% interval of 10-25 points. This draws `--n` more questions per
@@ -13,6 +14,14 @@ RUN is a finished pipeline run (params.yaml, data/, models/).
 robustness: base and tuned, on every question, on those answered right closed-book and on the
 rest, the misses per relation, and the ceiling if every known answer held beside any passage.
 adherence: the tuned model, per conflict setting.
+retention (issue 12's targets), base and tuned on the same questions:
+- on `test_ood_domain` (knowledge domains never trained): closed-book accuracy and the
+  retention (tuned - base, 95% paired-bootstrap interval; target: within 3 points of the base),
+  irrelevant-context robustness on the facts the base model knows (target 0.90), and
+  adherence on ctx_counterfactual, instr_only and instr_vs_ctx (target 0.90 each);
+- on `test`, `test_ood_phrasing` and `test_ood_relation`: robustness on the facts the base
+  model knows (target 0.95), and closed-book retention on the same questions asked bare.
+The tuned model's lost closed-book answers are tallied by shape: "I don't know." or other.
 """
 from __future__ import annotations
 
@@ -23,14 +32,16 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.evaluate import evaluate_items, same_answer  # noqa: E402
-from tasks.metrics import matches, wilson_interval  # noqa: E402
+from tasks.evaluate import evaluate_items, robustness_on_base_known, same_answer  # noqa: E402
+from tasks.metrics import matches, paired_bootstrap, wilson_interval  # noqa: E402
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
 from tasks.prompt import prompt_key  # noqa: E402
 from tasks.schema import (  # noqa: E402
+    ABSTAIN,
     CONFLICT_SETTINGS,
     FACTS,
+    OOD_DOMAIN,
     PROBE,
     RELATIONS,
     EvalItem,
@@ -39,7 +50,7 @@ from tasks.schema import (  # noqa: E402
     read_jsonl,
     read_relations,
 )
-from tasks.synthesize import synthesize  # noqa: E402
+from tasks.synthesize import make_world, split_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,11 +61,9 @@ def wide_items(run: Path, params: Params, n: int, split: str, settings: tuple[st
     key = lambda r: prompt_key(r["question"], r["instruction"], r["contexts"])  # noqa: E731
     seen = {key(r) for r in read_jsonl(run / "data" / f"{split}.jsonl")}
     out: dict[str, list[dict]] = {s: [] for s in settings}
-    # only `split` is kept: the train and val splits are drawn as small as allowed
-    batch = params.synthesize.model_copy(update={"n_train": 1, "n_val": 0, "n_test_per_setting": 60,
-                                                 "n_ood_per_setting": 32})
-    for offset in range(1, 50):
-        rows = synthesize(facts, relations, beliefs, batch, params.facts, seed=params.base.seed + 1000 * offset)[split]
+    world = make_world(facts, relations, beliefs, params.synthesize, params.facts)
+    for offset in range(1, 50):  # only `split` is drawn, with another seed each round
+        rows = split_examples(split, world, params.synthesize, params.facts.split, params.base.seed + 1000 * offset)
         for r in rows:
             if r["setting"] in out and len(out[r["setting"]]) < n and key(r) not in seen:
                 seen.add(key(r))
@@ -113,18 +122,92 @@ def adherence(run: Path, params: Params, n: int, split: str, models: list[str]) 
         del model
 
 
+DOMAIN_CONFLICTS = ("ctx_counterfactual", "instr_only", "instr_vs_ctx")
+IN_DOMAIN = ("test", "test_ood_phrasing", "test_ood_relation")
+
+
+def _flags_rate(flags: list[bool]) -> str:
+    if not flags:
+        return "n/a (0 questions)"
+    lo, hi = wilson_interval(sum(flags), len(flags))
+    return f"{sum(flags) / len(flags):.3f} ({sum(flags)} of {len(flags)}; 95% CI {lo:.3f}-{hi:.3f})"
+
+
+def answer_all(run: Path, models: list[str], items: list[EvalItem], ev) -> dict[str, list[dict]]:
+    """Every model's predictions on the same items, one model in memory at a time."""
+    out = {}
+    for name in models:
+        model, tok = load_model(run / name, precision=ev.precision)
+        out[name] = evaluate_items(model, tok, items, ev.batch_size, ev.max_new_tokens).predictions
+        del model
+    return out
+
+
+def miss_shape(prediction: str) -> str:
+    if prediction.strip().rstrip(".").lower() == ABSTAIN.lower():
+        return "abstained"
+    return "wrong or no object"
+
+
+def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], show: int) -> None:
+    kind = "closed_book" if any(r["setting"] == "closed_book" for r in rows) else "ctx_irrelevant"
+    cb = [i for i, r in enumerate(rows) if r["setting"] == kind]
+    right = {name: [p.get("closed_book_correct", p["correct"]) for p in preds[name]] for name in preds}
+    base, tuned = right["models/base"], right["models/tuned"]
+    if cb:
+        d = paired_bootstrap([base[i] for i in cb], [tuned[i] for i in cb])
+        print(f"  closed-book: base {_flags_rate([base[i] for i in cb])}; tuned {_flags_rate([tuned[i] for i in cb])}")
+        print(f"  retention (tuned - base): {d['delta']:+.3f} (95% paired CI {d['ci95'][0]:+.3f} to "
+              f"{d['ci95'][1]:+.3f}{', significant' if d['significant'] else ''})")
+        said = {name: [p.get("closed_book_prediction", p["prediction"]) for p in preds[name]] for name in preds}
+        lost = [i for i in cb if base[i] and not tuned[i]]
+        shapes = Counter(miss_shape(said["models/tuned"][i]) for i in lost)
+        by_rel = Counter(rows[i]["relation"] for i in lost)
+        print(f"  known to the base, lost by tuning: {len(lost)} ({dict(shapes)}; per relation {dict(by_rel)})")
+        for i in lost[:show]:
+            print(f"    {rows[i]['question']!r}: base {said['models/base'][i]!r} / tuned {said['models/tuned'][i]!r}")
+    irr_ids = {r["id"] for r in rows if r["setting"] == "ctx_irrelevant"}
+    b_irr = [p for p in preds["models/base"] if p["id"] in irr_ids]
+    for name, p in preds.items():
+        r = robustness_on_base_known(b_irr, [x for x in p if x["id"] in irr_ids])
+        if r:
+            print(f"  {name}: robustness on the {r['n_base_known']} facts the base knows "
+                  f"{r['irrelevant_robustness_base_known']:.3f} (95% CI {r['irrelevant_robustness_base_known_ci95']})")
+    for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
+        print(f"  tuned {s}: {_flags_rate([p['correct'] for p in preds['models/tuned'] if p['setting'] == s])}")
+
+
+def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[str], show: int) -> None:
+    models = ["models/base", "models/tuned"]
+    for split in splits:
+        # in the trained domains the irrelevant-context questions' closed-book answers are the retention
+        rows = wide_items(run, params, n, split,
+                          ("closed_book", "ctx_irrelevant") if split == OOD_DOMAIN else ("ctx_irrelevant",))
+        if split == OOD_DOMAIN:
+            rows += wide_items(run, params, n_conflict, split, DOMAIN_CONFLICTS)
+        items = [EvalItem.from_example(r) for r in rows]
+        print(f"{split}: {len(items)} questions on {len({r['subject'] for r in rows})} subjects", flush=True)
+        report_split(split, rows, answer_all(run, models, items, params.evaluate), show)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("measure", choices=["robustness", "adherence"])
+    ap.add_argument("measure", choices=["robustness", "adherence", "retention"])
     ap.add_argument("--run", type=Path, default=ROOT)
     ap.add_argument("--split", default="test_ood_phrasing", help="adherence: the split to draw from")
-    ap.add_argument("--n", type=int, default=None, help="questions per setting (robustness 300, adherence 128)")
+    ap.add_argument("--n", type=int, default=None, help="questions per setting (robustness and retention 300, "
+                                                        "adherence 128)")
+    ap.add_argument("--n-conflict", type=int, default=128, help="retention: held-out-domain questions per conflict "
+                                                                "setting")
+    ap.add_argument("--splits", nargs="+", default=[OOD_DOMAIN, *IN_DOMAIN], help="retention: the splits")
     ap.add_argument("--model", nargs="+", default=None, help="model dirs under RUN")
     ap.add_argument("--show", type=int, default=0, help="robustness: print this many misses per model")
     args = ap.parse_args()
     params = load_params(args.run / "params.yaml")
     if args.measure == "robustness":
         robustness(args.run, params, args.n or 300, args.model or ["models/base", "models/tuned"], args.show)
+    elif args.measure == "retention":
+        retention(args.run, params, args.n or 300, args.n_conflict, args.splits, args.show)
     else:
         adherence(args.run, params, args.n or 128, args.split, args.model or ["models/tuned"])
 

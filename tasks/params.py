@@ -66,6 +66,14 @@ class PycountrySource(_Source):
     min_population: int = Field(ge=0, description="Skip countries smaller than this (ISO alpha-3 codes).")
 
 
+class LanguagesSource(_Source):
+    pass
+
+
+class CurrenciesSource(_Source):
+    pass
+
+
 class ElementsSource(_Source):
     relations: tuple[Literal["element_symbol", "atomic_number"], ...] = Field(
         min_length=1, description="periodictable relations to draw (chemical element -> symbol, atomic number).")
@@ -102,6 +110,8 @@ class FactSources(_Section):
     cities: CitiesSource
     countryinfo: CountryInfoSource
     pycountry: PycountrySource
+    languages: LanguagesSource
+    currencies: CurrenciesSource
     elements: ElementsSource
     us_states: UsStatesSource
     user_facts: UserFactsSource
@@ -120,6 +130,9 @@ class SplitParams(_Section):
                                                  "styles: never trained; evaluated as test_ood_phrasing.")
     ood_domains: tuple[str, ...] = Field(description="Fact sources never trained (subjects, relations and wordings "
                                                      "all unseen): their facts form test_ood_domain.")
+    replay_sources: tuple[str, ...] = Field(
+        description="Fact sources only ever trained, in the memory settings (closed_book, ctx_irrelevant) on the "
+                    "base model's own answers: replay of what it knew beyond the conflict relations.")
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -140,6 +153,11 @@ class FactsParams(_Section):
             raise ValueError(f"split.ood_domains: {wrong} is not an enabled source (enabled: {sorted(enabled)})")
         if enabled <= set(self.split.ood_domains):
             raise ValueError("split.ood_domains holds out every enabled source: nothing is left to train on")
+        wrong = [d for d in self.split.replay_sources if d not in enabled or d in self.split.ood_domains]
+        if wrong:
+            raise ValueError(f"split.replay_sources: {wrong} is not an enabled source outside split.ood_domains")
+        if enabled <= set(self.split.ood_domains) | set(self.split.replay_sources):
+            raise ValueError("split.replay_sources and ood_domains leave no source to test the hierarchy on")
         return self
 
 
@@ -251,6 +269,7 @@ class Params(_Section):
     evaluate: EvaluateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
 
 
 def _type_name(annotation) -> str:

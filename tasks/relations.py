@@ -73,6 +73,19 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
                   "What is the three-letter country code of {s}?", "{s}'s ISO alpha-3 code is what?",
                   "Tell me the ISO alpha-3 code of {s}.", "{s} has which ISO alpha-3 code?"),
                  "The ISO alpha-3 code of {s} is {o}."),
+        # Codes beyond geography, for replay (synthesize.replay_sources): the base model's own answers,
+        # trained in the memory settings only, so answering from memory is not learned on geography alone.
+        Relation("language_code", "language_code",
+                 ("What is the two-letter ISO 639-1 code of the {s} language?", "Which two letters stand for {s} "
+                  "in ISO 639-1?", "How is the {s} language abbreviated in ISO 639-1?",
+                  "{s} has which ISO 639-1 language code?", "Tell me the ISO 639-1 code of {s}.",
+                  "Name the two-letter language code of {s}."),
+                 "The ISO 639-1 code of {s} is {o}."),
+        Relation("currency_iso", "currency_code",
+                 ("What is the ISO 4217 code of the {s}?", "Which three-letter code stands for the {s}?",
+                  "How is the {s} abbreviated in ISO 4217?", "The {s} has which ISO 4217 code?",
+                  "Tell me the ISO 4217 code of the {s}.", "Name the three-letter currency code of the {s}."),
+                 "The ISO 4217 code of the {s} is {o}."),
         # Knowledge far from the trained geography, for the held-out domain (facts.split.ood_domains):
         # chemistry and the U.S. states, asked in wordings of their own. Two of the four are answered
         # by a short symbol, the kind of answer a model taught to abstain on ISO codes stops giving.

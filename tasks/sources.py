@@ -152,6 +152,44 @@ class PycountrySource:
 
 
 @dataclass
+class LanguagesSource:
+    """pycountry: the languages that have a two-letter ISO 639-1 code."""
+
+    name: str = "languages"
+
+    def relations(self) -> dict[str, Relation]:
+        return {"language_code": BUILTIN_RELATIONS["language_code"]}
+
+    def facts(self) -> Iterator[Fact]:
+        import pycountry
+
+        for lang in sorted(pycountry.languages, key=lambda x: x.alpha_3):
+            code = getattr(lang, "alpha_2", None)
+            # "Modern Greek (1453-)" -> "Modern Greek"; "Bokmål, Norwegian" names two languages: left out
+            name = re.sub(r"\s*\(.*?\)", "", lang.name)
+            if code and "," not in name and ";" not in name:
+                yield Fact(clean(name), "language_code", code, "language_code", self.name)
+
+
+@dataclass
+class CurrenciesSource:
+    """pycountry: every ISO 4217 currency by its name."""
+
+    name: str = "currencies"
+
+    def relations(self) -> dict[str, Relation]:
+        return {"currency_iso": BUILTIN_RELATIONS["currency_iso"]}
+
+    def facts(self) -> Iterator[Fact]:
+        import pycountry
+
+        for cur in sorted(pycountry.currencies, key=lambda x: x.alpha_3):
+            # fund and metal codes ("Bond Markets Unit ...", "Gold") are no money anyone names
+            if not cur.alpha_3.startswith("X") and "Fund" not in cur.name:
+                yield Fact(clean(cur.name), "currency_iso", cur.alpha_3, "currency_code", self.name)
+
+
+@dataclass
 class ElementsSource:
     """periodictable: each chemical element's symbol and atomic number."""
 
@@ -344,6 +382,10 @@ def enabled_sources(s: FactSources) -> list[FactSource]:
         out.append(CountryInfoSource(s.countryinfo.relations, s.countryinfo.min_population))
     if s.pycountry.enabled:
         out.append(PycountrySource(s.pycountry.min_population))
+    if s.languages.enabled:
+        out.append(LanguagesSource())
+    if s.currencies.enabled:
+        out.append(CurrenciesSource())
     if s.elements.enabled:
         out.append(ElementsSource(s.elements.relations))
     if s.us_states.enabled:

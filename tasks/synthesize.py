@@ -142,7 +142,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
         draw = Draw(random.Random(f"{seed}:{split}:{setting}"), world.relations, pools, world.objects,
                     world.by_subject, world.beliefs, world.dont_know, p, phrasing, test=split.startswith("test"),
                     subject_split=subject_split)
-        cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings)
+        cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings, sp.replay_sources)
         if cands:
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
@@ -155,9 +155,11 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,
-                held_out: int) -> list[Fact]:
+                held_out: int, replay: tuple[str, ...] = ()) -> list[Fact]:
     """The facts a setting can be asked about in a split."""
     cands = usable
+    if replay and SETTINGS[setting].source != "parametric":  # replay: training's memory settings only
+        cands = [f for f in cands if f.source not in replay]
     if setting == "multi_hop":
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]

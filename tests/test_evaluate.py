@@ -1,4 +1,6 @@
-from tasks.evaluate import evaluate_items, evaluate_stage, same_answer
+import pytest
+
+from tasks.evaluate import evaluate_items, evaluate_stage, paired_deltas, robustness_on_base_known, same_answer
 from tasks.metrics import matches
 from tasks.modeling import load_model
 from tasks.schema import SETTINGS, TEST_SPLITS, EvalItem
@@ -19,7 +21,9 @@ def test_evaluate_stage_metrics(trained, tiny_model_dir):
         preds = (root / "reports/predictions" / f"{name}_test.jsonl").read_text().splitlines()
         assert len(preds) == 2 * len(SETTINGS)
         assert m["test_ood_relation"][name]["n"] > 0
-    assert "closed_book_retention" in m["test"]["delta"]
+    d = m["test"]["delta"]
+    assert d["closed_book_retention_ci95"][0] <= d["closed_book_retention"] <= d["closed_book_retention_ci95"][1]
+    assert m["test_ood_domain"]["tuned"]["n"] > 0 and "closed_book_retention" in m["test_ood_domain"]["delta"]
     assert (root / "reports/adherence.csv").read_text().startswith("split,setting,model,adherence\n")
 
 
@@ -55,3 +59,28 @@ def test_irrelevant_robustness_uses_closed_book_answer(tiny_model_dir):
     known = matches(p["closed_book_prediction"], _irrelevant_item().answers)
     assert ev.metrics["irrelevant_robustness_known"] == (float(same) if known else None)
     assert ev.metrics["adherence_by_setting"] == {"ctx_irrelevant": float(p["correct"])}
+
+
+def _row(i, setting, correct, **extra):
+    return {"id": f"q{i}", "setting": setting, "correct": correct, **extra}
+
+
+def test_paired_deltas_pair_questions_by_id():
+    base = [_row(i, "closed_book", i % 2 == 0) for i in range(40)] + [_row(40, "ctx_counterfactual", False)]
+    tuned = [_row(i, "closed_book", True) for i in range(40)] + [_row(40, "ctx_counterfactual", True)]
+    d = paired_deltas(base, tuned)
+    assert d["closed_book_retention"] == 0.5 and d["closed_book_retention_significant"]
+    assert d["adherence"] == round(21 / 41, 4)
+    lo, hi = d["closed_book_retention_ci95"]
+    assert 0.3 < lo < 0.5 < hi <= 0.7
+    with pytest.raises(ValueError, match="different questions"):
+        paired_deltas(base, tuned[::-1])
+
+
+def test_robustness_on_base_known_uses_the_base_models_facts():
+    base = [_row(i, "ctx_irrelevant", True, robust=True, closed_book_correct=i < 3) for i in range(5)]
+    # the tuned model forgot q0 (wrong closed-book, and it moved): it still counts against it
+    tuned = [_row(i, "ctx_irrelevant", True, robust=i != 0, closed_book_correct=i != 0) for i in range(5)]
+    assert robustness_on_base_known(base, tuned)["irrelevant_robustness_base_known"] == round(2 / 3, 4)
+    assert robustness_on_base_known(base, base)["n_base_known"] == 3
+    assert robustness_on_base_known([], tuned) == {}

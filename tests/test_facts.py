@@ -1,8 +1,9 @@
 import pytest
 
 from tasks.facts import collect_facts, run, split_subjects, write_facts
-from tasks.schema import KprefError, read_facts, read_relations
-from tests.conftest import shipped
+from tasks.params import parse_params
+from tasks.schema import OOD_DOMAIN, KprefError, read_facts, read_relations
+from tests.conftest import ROOT, shipped
 
 
 def test_sources_cover_several_relations():
@@ -10,7 +11,7 @@ def test_sources_cover_several_relations():
     rels = {f.relation for f in facts}
     assert {"capital", "currency", "continent", "city_country", "language", "demonym", "subregion",
             "alpha3"} <= rels
-    assert {f.split for f in facts} == {"train", "val", "test"}
+    assert {f.split for f in facts} == {"train", "val", "test", "test_ood_domain"}
     subjects = {}
     for f in facts:
         subjects.setdefault(f.subject, set()).add(f.split)
@@ -38,6 +39,45 @@ def test_written_facts_read_back_the_same(tmp_path, facts_params):
 def test_unknown_ood_relation_is_named():
     with pytest.raises(KprefError, match=r"facts.split.ood_relations: \['nope'\]"):
         collect_facts(shipped({"facts": {"split": {"ood_relations": ["nope"]}}}).facts, seed=0)
+
+
+def test_held_out_domains_never_share_a_trained_subject():
+    facts, _ = collect_facts(shipped().facts, seed=0)
+    domain = [f for f in facts if f.split == OOD_DOMAIN]
+    assert {f.source for f in domain} == {"elements", "us_states"}
+    assert {f.relation for f in domain} == {"element_symbol", "atomic_number", "state_capital", "state_abbreviation"}
+    assert not {f.relation for f in domain} & {f.relation for f in facts if f.split != OOD_DOMAIN}
+    assert "Georgia" not in {f.subject for f in domain}  # the state: the country is a trained subject
+    assert "Georgia" in {f.subject for f in facts if f.split != OOD_DOMAIN}
+    # answers that are everyday words cannot be scored by whole-word matching: no question on them
+    objects = {f.object for f in domain}
+    assert {"Au", "TX", "79"} <= objects and not {"I", "In", "IN", "OR", "He"} & objects
+    # a held-out domain changes nothing of the trained sources' facts or their split
+    off = {"sources": {"elements": {"enabled": False}, "us_states": {"enabled": False}}, "split": {"ood_domains": []}}
+    assert [f for f in facts if f.split != OOD_DOMAIN] == collect_facts(shipped({"facts": off}).facts, seed=0)[0]
+
+
+def test_replay_sources_are_only_trained():
+    on = {"sources": {"languages": {"enabled": True}, "currencies": {"enabled": True}},
+          "split": {"replay_sources": ["languages", "currencies"]}}
+    facts, _ = collect_facts(shipped({"facts": on}).facts, seed=0)
+    replayed = [f for f in facts if f.source in ("languages", "currencies")]
+    assert replayed and {f.split for f in replayed} == {"train"}
+    # the tested sources keep their subjects and split
+    assert [f for f in facts if f not in replayed] == collect_facts(shipped().facts, seed=0)[0]
+
+
+@pytest.mark.parametrize("domains, pattern", [
+    ("[elements, nope]", r"split.ood_domains: \['nope'\] is not an enabled source"),
+    ("[countries, cities, countryinfo, pycountry, elements, us_states]", "nothing is left to train on"),
+    ("[elements, us_states]\n    replay_sources: [elements]", r"replay_sources: \['elements'\] is not an enabled "
+                                                              "source outside split.ood_domains"),
+])
+def test_bad_ood_domains_are_named(domains, pattern):
+    text = (ROOT / "params.yaml").read_text().replace("ood_domains: [elements, us_states]", f"ood_domains: {domains}")
+    text = text.replace("    replay_sources: []", "", 1) if "replay_sources" in domains else text
+    with pytest.raises(KprefError, match=pattern):
+        parse_params(text)
 
 
 def test_facts_stage_writes_nothing_on_bad_user_file(tmp_path, templates):

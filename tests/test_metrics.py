@@ -1,9 +1,12 @@
+import pytest
+
 from tasks.metrics import (
     exact_match,
     followed_source,
     matches,
     memorization_ratio,
     normalize,
+    paired_bootstrap,
     token_f1,
     wilson_interval,
 )
@@ -50,3 +53,17 @@ def test_wilson_interval():
     assert wilson_interval(0, 0) is None
     narrow = wilson_interval(260, 300)
     assert narrow[1] - narrow[0] < hi - lo  # more questions, a tighter interval
+
+
+def test_paired_bootstrap():
+    before, after = [0, 1] * 30, [1, 1] * 30  # the tuned model gets 30 more of 60 right
+    d = paired_bootstrap(before, after)
+    assert d["delta"] == 0.5 and d["significant"] and 0.35 < d["ci95"][0] < 0.5 < d["ci95"][1] < 0.65
+    assert d == paired_bootstrap(before, after)  # seeded: same data, same interval
+    same = paired_bootstrap(before, before)
+    assert same["delta"] == 0 and same["ci95"] == [0.0, 0.0] and not same["significant"]
+    # one question won, one lost of 60: no evidence of a change
+    noisy = paired_bootstrap([1, 0] + [1] * 58, [0, 1] + [1] * 58)
+    assert noisy["ci95"][0] < 0 < noisy["ci95"][1] and not noisy["significant"]
+    with pytest.raises(ValueError):
+        paired_bootstrap([1], [1, 0])

@@ -21,10 +21,12 @@ def test_dvc_repro_builds_every_artifact(repo):
                  "models/adapter/adapter_model.safetensors", "models/tuned/model.safetensors",
                  "reports/train/plots/metrics/loss.tsv", "reports/predictions/tuned_test.jsonl",
                  "reports/report.md", "reports/report.html", "reports/figures/adherence_test.png",
-                 "data/test_ood_relation.jsonl", "data/test_ood_phrasing.jsonl", "data/relations.json"]:
+                 "data/test_ood_relation.jsonl", "data/test_ood_phrasing.jsonl", "data/test_ood_domain.jsonl",
+                 "data/relations.json"]:
         assert (repo / path).exists(), path
     m = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(m) == {"test", "test_ood_relation", "test_ood_phrasing"}
+    assert set(m) == {"test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain"}
+    assert "closed_book_retention_ci95" in m["test_ood_domain"]["delta"]
     assert {"base", "tuned", "delta"} <= set(m["test"])
     assert set(m["test"]["tuned"]["adherence_by_setting"]) >= {"closed_book", "ctx_counterfactual", "ctx_irrelevant",
                                                                "instr_only", "instr_vs_ctx", "multi_hop"}
@@ -32,6 +34,7 @@ def test_dvc_repro_builds_every_artifact(repo):
     assert set(lock["stages"]) == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     html = (repo / "reports/report.html").read_text()
     assert "data:image/png;base64," in html and "<img" in html
+    assert html.index("Headlines") < html.index("Held-out subjects")  # retention above the per-split detail
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
     shown = _sh(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "closed_book_accuracy" in shown

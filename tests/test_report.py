@@ -10,8 +10,9 @@ def _metrics() -> dict:
                 "source_confusion": {e: {f: int(e == f) for f in ("instruction", "context", "parametric", "none")}
                                      for e in ("instruction", "context", "parametric")}}
 
-    return {"test": {"base": model(0.25), "tuned": model(1.0), "delta": {"adherence": 0.75}},
-            "test_ood_relation": {}}
+    delta = {"adherence": 0.75, "closed_book_retention": -0.0312, "closed_book_retention_ci95": [-0.125, 0.0625],
+             "closed_book_retention_significant": False}
+    return {"test": {"base": model(0.25), "tuned": model(1.0), "delta": delta}, "test_ood_relation": {}}
 
 
 def test_report_writes_markdown_html_and_figures(tmp_path):
@@ -24,6 +25,10 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
                        tmp_path / "reports", tmp_path / "reports" / "figures")
     md, html = out["md"].read_text(), out["html"].read_text()
     assert "ctx_counterfactual" in md and "figures/adherence_test.png" in md
+    # retention stands beside adherence in the first table, above every per-split section
+    for text in (md, html):
+        top = text[: text.index("Held-out subjects")]  # the per-split section's title
+        assert "Headlines" in top and "held-out subjects" in top and "-0.0312" in top and "[-0.125, 0.0625]" in top and "1.0 (0.25)" in top
     assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
     assert figures == ["adherence_test.png", "confusion.png"]  # the empty split draws nothing

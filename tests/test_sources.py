@@ -5,7 +5,16 @@ import pytest
 from tasks.facts import collect_facts
 from tasks.relations import BUILTIN_RELATIONS
 from tasks.schema import KprefError
-from tasks.sources import CountriesSource, MquakeSource, UserFactsSource, load_templates
+from tasks.sources import (
+    CountriesSource,
+    CurrenciesSource,
+    ElementsSource,
+    LanguagesSource,
+    MquakeSource,
+    UserFactsSource,
+    UsStatesSource,
+    load_templates,
+)
 from tests.conftest import shipped
 
 MQUAKE_CASE = {
@@ -33,6 +42,25 @@ def test_country_code_relations():
                                             "pycountry": {"enabled": False}}, "split": {"ood_relations": []}}}).facts
     tlds = {f.subject: f.object for f in collect_facts(params, seed=0)[0]}
     assert tlds["Finland"] == ".fi" and "Netherlands Antilles" not in tlds  # ".an" normalises to nothing
+
+
+def test_held_out_domain_sources():
+    elements = {(f.subject, f.relation): f.object for f in ElementsSource(("element_symbol", "atomic_number")).facts()}
+    assert elements[("Gold", "element_symbol")] == "Au" and elements[("Gold", "atomic_number")] == "79"
+    assert len({s for s, _ in elements}) == 118  # periodictable's element 0, the neutron, is no element
+    states = {(f.subject, f.relation): f.object
+              for f in UsStatesSource(("state_capital", "state_abbreviation")).facts()}
+    assert states[("Texas", "state_capital")] == "Austin" and states[("Texas", "state_abbreviation")] == "TX"
+    assert BUILTIN_RELATIONS["element_symbol"].say("Gold", "Au") == "The chemical symbol for Gold is Au."
+
+
+def test_replay_sources():
+    langs = {f.subject: f.object for f in LanguagesSource().facts()}
+    assert langs["French"] == "fr" and langs["Modern Greek"] == "el"  # "(1453-)" dropped
+    assert not any("," in s for s in langs)  # "Bokmål, Norwegian" names two languages
+    currencies = {f.subject: f.object for f in CurrenciesSource().facts()}
+    assert currencies["Euro"] == "EUR" and "Gold" not in currencies  # no metal or fund codes
+    assert BUILTIN_RELATIONS["currency_iso"].say("Euro", "EUR") == "The ISO 4217 code of the Euro is EUR."
 
 
 def test_user_facts_csv_and_jsonl(tmp_path, templates):

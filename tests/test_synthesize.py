@@ -9,10 +9,11 @@ from tasks.atomic import write_jsonl
 from tasks.schema import ABSTAIN, ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
 from tasks.synthesize import allocate, synthesize, write_splits
 from tasks.validate import CHECK_COLUMNS, derive_checks
-from tests.conftest import shipped
+from tests.conftest import SMALL_FACTS, shipped
 
 # the shipped knobs, small, with the belief filters off: the tests that need them turn them on
 P = shipped({"synthesize": {"n_train": 180, "n_val": 27, "n_test_per_setting": 4, "n_ood_per_setting": 3,
+                            "n_ood_domain_per_setting": 3,
                             "typed_beliefs": False, "unknown_relation_share": 0.0}}).synthesize
 
 
@@ -66,6 +67,35 @@ def test_held_out_subjects_relations_and_phrasings(small_world, facts_params):
     styles = {r["assumption_style"] for r in s["test_ood_phrasing"] if r["assumption_style"] is not None}
     assert styles == {len(ASSUMPTION_STYLES) - 1}
     assert len(ASSUMPTION_STYLES) - 1 not in {r["assumption_style"] for r in train}
+
+
+def test_held_out_domain_is_its_own_split(small_world, facts_params):
+    facts, relations = small_world
+    s = _run(small_world, facts_params)
+    domain = {f.subject for f in facts if f.split == "test_ood_domain"}
+    rows = s["test_ood_domain"]
+    assert rows and {r["subject"] for r in rows} <= domain
+    assert {r["setting"] for r in rows} == set(SETTINGS) - {"multi_hop"}  # no city hop into a state or element
+    assert len(rows) == P.n_ood_domain_per_setting * (len(SETTINGS) - 1)
+    assert {r["source"] for r in rows} == {"elements", "us_states"}
+    # distractor passages stay in the domain too: nothing of it is in any other split
+    others = [r for k, v in s.items() if k != "test_ood_domain" for r in v]
+    assert not any(subj in " ".join([r["question"], *r["contexts"], r["instruction"] or ""])
+                   for r in others for subj in ("Texas", "Oxygen"))
+    assert not {r["relation"] for r in others} & {r["relation"] for r in rows}
+
+
+def test_replay_sources_only_in_training_memory_settings():
+    from tasks.facts import collect_facts
+
+    fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "languages": {"enabled": True}},
+                            "split": {**SMALL_FACTS["split"], "replay_sources": ["languages"]}}}).facts
+    facts, relations = collect_facts(fp, seed=0)
+    beliefs = {f.key: f.object for f in facts}
+    s = synthesize(facts, relations, beliefs, P, fp, seed=0)
+    replayed = [r for rows in s.values() for r in rows if r["relation"] == "language_code"]
+    assert replayed and {r["split"] for r in replayed} <= {"train", "val"}
+    assert {r["setting"] for r in replayed} == {"closed_book", "ctx_irrelevant"}
 
 
 def test_variety(small_world, facts_params):

@@ -9,7 +9,8 @@ from tasks.validate import GateParams, run_validation
 from tests.conftest import SMALL_FACTS, shipped
 
 P = shipped({"facts": SMALL_FACTS,
-             "synthesize": {"n_train": 180, "n_val": 27, "n_test_per_setting": 3, "n_ood_per_setting": 2}})
+             "synthesize": {"n_train": 180, "n_val": 27, "n_test_per_setting": 3, "n_ood_per_setting": 2,
+                            "n_ood_domain_per_setting": 2}})
 
 
 @pytest.fixture
@@ -86,6 +87,21 @@ def test_leaked_ood_relation_and_phrasing_fail(tmp_path, world):
     _, failed = _failed(tmp_path, splits, gate)
     assert {("expect_column_values_to_not_be_in_set", c) for c in
             ("relation", "question_template", "assumption_style")} <= failed
+
+
+def test_held_out_domain_leaks_fail(tmp_path, world):
+    splits, gate = world
+    domain = splits["test_ood_domain"]
+    splits["train"][0]["subject"] = domain[0]["subject"]
+    splits["train"][1]["relation"] = domain[0]["relation"]
+    splits["train"][2]["question_template"] = domain[0]["question_template"]
+    ctx = next(r for r in splits["train"][3:] if r["contexts"])
+    ctx["contexts"] = [*ctx["contexts"], "The chemical symbol for Boron is B."]  # a held-out domain's relation
+    msg, failed = _failed(tmp_path, splits, gate)
+    assert {("expect_column_values_to_not_be_in_set", c) for c in ("subject", "relation", "question_template")} <= failed
+    assert ("expect_column_values_to_be_in_set", "no_held_out_text") in failed
+    assert "held-out-domain relations never occur" in msg and "held-out-domain wordings never occur" in msg
+    assert ctx["id"] in msg
 
 
 def test_held_out_statements_in_context_fail(tmp_path, world):

@@ -29,7 +29,8 @@ def tiny_params(model_dir) -> dict:
     p["synthesize"]["assumption_styles"] = 8
     p["probe"].update(batch_size=16, max_new_tokens=4)
     # a random tiny model commits to no closed-book answer, so memory targets are the world's
-    p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1, parametric_target="world")
+    p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1,
+                          n_ood_domain_per_setting=1, parametric_target="world")
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
     p["train"]["lora"].update(r=4, alpha=8, top_layers=1)
     p["evaluate"].update(batch_size=8, max_new_tokens=4)
