@@ -15,7 +15,7 @@ import jinja2
 
 from tasks.atomic import atomic_path, write_text
 from tasks.params import Params
-from tasks.schema import FIGURES, METRICS, PREDICTIONS, REPORTS, SOURCES, TRAIN_LIVE, VALIDATION
+from tasks.schema import FIGURES, METRICS, PREDICTIONS, REPORTS, SOURCES, TEST_SPLITS, TRAIN_LIVE, VALIDATION
 
 
 def run(p: Params, root: Path) -> None:
@@ -151,12 +151,16 @@ SPLIT_TITLES = {
 }
 
 
+def _split_order(split: str) -> tuple[int, str]:
+    return (TEST_SPLITS.index(split) if split in TEST_SPLITS else len(TEST_SPLITS), split)
+
+
 def headlines(metrics: dict) -> list[dict]:
     """One row per split with both models: adherence beside closed-book retention (tuned - base,
     paired interval) and robustness on the facts the base knows: what the model learned next to
     what it may have lost, at the top of the report."""
     rows = []
-    for split, m in metrics.items():
+    for split, m in sorted(metrics.items(), key=lambda kv: _split_order(kv[0])):
         if "delta" not in m:
             continue
         tuned, base, d = m["tuned"], m["base"], m["delta"]
