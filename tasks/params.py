@@ -187,6 +187,9 @@ class SynthesizeParams(_Section):
         description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.")
     parametric_target: Literal["model", "world"] = Field(
         description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.")
+    parametric_completion: Literal["statement", "own_words"] = Field(
+        description="How a memory target is said in training: the relation's statement, or the base model's own "
+                    "closed-book sentence where it names the target (replay of how the base answers).")
     unknown_belief: Literal["abstain", "skip", "world"] = Field(
         description="With parametric_target 'model', a fact the base model gave no clean answer to: 'I don't "
                     "know.', left out of the parametric settings, or the world's answer.")

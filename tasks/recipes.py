@@ -8,7 +8,7 @@ facts, params and seed, same examples.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from tasks.metrics import matches, overlaps
@@ -50,6 +50,7 @@ class Draw:
     phrasing: Phrasing
     test: bool
     subject_split: str
+    texts: dict[str, str] = field(default_factory=dict)  # fact key -> the base model's own closed-book sentence
 
     @property
     def uses_beliefs(self) -> bool:
@@ -124,13 +125,26 @@ def parametric(d: Draw, f: Fact) -> tuple[str, tuple[str, ...], str]:
     The completion states the belief in the relation's own words, so the tuned model answers
     every setting in one shape and its closed-book and irrelevant-context answers can be compared.
     """
-    rel = d.relations[f.relation]
     belief = d.beliefs.get(f.key)
     if d.uses_beliefs and belief and belief != f.object:
-        return belief, (), rel.say(f.subject, belief)
+        return belief, (), said(d, f, belief)
     if d.uses_beliefs and not belief and (d.p.unknown_belief == "abstain" or f.relation in d.unknown_relations):
         return ABSTAIN, (), ABSTAIN + "."
-    return f.object, f.aliases, rel.say(f.subject, f.object)
+    return f.object, f.aliases, said(d, f, f.object)
+
+
+_MAX_OWN_WORDS = 25
+
+
+def said(d: Draw, f: Fact, target: str) -> str:
+    """A memory target as the completion states it: the relation's statement, or with
+    `parametric_completion: own_words` the base model's own closed-book sentence when it names
+    the target, so tuning replays how the base answered and not only what."""
+    text = d.texts.get(f.key) if d.uses_beliefs and d.p.parametric_completion == "own_words" else None
+    # a whole sentence (not one cut off by the probe's token limit), short, naming the target
+    if text and text.endswith((".", "!", "?")) and matches(text, [target]) and len(text.split()) <= _MAX_OWN_WORDS:
+        return text
+    return d.relations[f.relation].say(f.subject, target)
 
 
 def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, instruction: str | None = None,

@@ -233,6 +233,11 @@ def read_beliefs(path: str | Path) -> dict[str, str]:
     return {r["key"]: r["answer"] for r in read_jsonl(path) if r.get("answer")}
 
 
+def read_belief_texts(path: str | Path) -> dict[str, str]:
+    """data/probe.jsonl -> fact key -> what the base model said closed-book, as it said it."""
+    return {r["key"]: r["belief"] for r in read_jsonl(path) if r.get("belief")}
+
+
 def read_splits(data_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[str, list[dict]]:
     """The synthesized splits' records, {split: [record, ...]}, from data_dir/{split}.jsonl."""
     return {split: read_jsonl(Path(data_dir) / f"{split}.jsonl") for split in splits}

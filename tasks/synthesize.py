@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.atomic import write_jsonl
-from tasks.metrics import overlaps
+from tasks.metrics import first_sentence, overlaps
 from tasks.params import FactsParams, Params, SplitParams, SynthesizeParams
 from tasks.prompt import prompt_key
 from tasks.recipes import Draw, Phrasing, build
@@ -37,6 +37,7 @@ from tasks.schema import (
     Fact,
     KprefError,
     Relation,
+    read_belief_texts,
     read_beliefs,
     read_facts,
     read_relations,
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def run(p: Params, root: Path) -> None:
     splits = synthesize(read_facts(root / FACTS), read_relations(root / RELATIONS), read_beliefs(root / PROBE),
-                        p.synthesize, p.facts, p.base.seed)
+                        p.synthesize, p.facts, p.base.seed, read_belief_texts(root / PROBE))
     write_splits(splits, root / DATA_DIR)
     log.info("wrote %s", {k: len(v) for k, v in splits.items()})
     log.info("train mix: %s", split_stats(splits["train"]))
@@ -78,10 +79,11 @@ class World:
     beliefs: dict[str, str]
     dont_know: frozenset[str]
     source_weights: dict[str, float]
+    texts: dict[str, str]  # fact key -> the base model's first closed-book sentence
 
 
 def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams) -> World:
+               facts_params: FactsParams, texts: dict[str, str] | None = None) -> World:
     if p.mix.get("multi_hop", 0) > 0 and not any(f.relation == "city_country" for f in facts):
         raise KprefError("synthesize.mix.multi_hop needs city facts: enable facts.sources.cities")
     objects: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
@@ -92,12 +94,13 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
         beliefs = typed(beliefs, facts, pools)
     ood = set(facts_params.split.ood_relations)
     return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, beliefs,
-                 unknown_relations(facts, beliefs, ood, p.unknown_relation_share), facts_params.sources.weights())
+                 unknown_relations(facts, beliefs, ood, p.unknown_relation_share), facts_params.sources.weights(),
+                 {k: first_sentence(t) for k, t in (texts or {}).items()})
 
 
 def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams, seed: int) -> dict[str, list[dict]]:
-    world = make_world(facts, relations, beliefs, p, facts_params)
+               facts_params: FactsParams, seed: int, texts: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    world = make_world(facts, relations, beliefs, p, facts_params, texts)
     return {split: split_examples(split, world, p, facts_params.split, seed) for split in SPLITS}
 
 
@@ -141,7 +144,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
             continue
         draw = Draw(random.Random(f"{seed}:{split}:{setting}"), world.relations, pools, world.objects,
                     world.by_subject, world.beliefs, world.dont_know, p, phrasing, test=split.startswith("test"),
-                    subject_split=subject_split)
+                    subject_split=subject_split, texts=world.texts)
         cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings, sp.replay_sources)
         if cands:
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with

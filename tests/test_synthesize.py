@@ -98,6 +98,24 @@ def test_replay_sources_only_in_training_memory_settings():
     assert {r["setting"] for r in replayed} == {"closed_book", "ctx_irrelevant"}
 
 
+def test_own_words_completions_replay_the_base_models_sentence(small_world, facts_params):
+    facts, relations = small_world
+    beliefs = {f.key: f.object for f in facts}
+    said = {f.key: f"Everyone knows it is {f.object}. More words." for f in facts[::2]}
+    said.update({f.key: f"It might be {f.object} or" for f in facts[1::2]})  # cut off by the token limit
+    p = P.model_copy(update={"parametric_completion": "own_words"})
+    s = synthesize(facts, relations, beliefs, p, facts_params, 0, said)
+    memory = [r for r in s["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    own = [r for r in memory if r["completion"].startswith("Everyone knows it is ")]
+    assert own and all(r["completion"] == f"Everyone knows it is {r['target']}." for r in own)
+    rest = [r for r in memory if r not in own]
+    assert rest and all(r["completion"] == relations[r["relation"]].say(r["subject"], r["target"]) for r in rest)
+    # conflicts, and every test split, keep the relation's statement
+    assert all(not r["completion"].startswith("Everyone") for v in s.values() for r in v
+               if r["split"].startswith("test") or r["setting"] not in ("closed_book", "ctx_irrelevant"))
+    assert s["test"] == synthesize(facts, relations, beliefs, P, facts_params, 0)["test"]
+
+
 def test_variety(small_world, facts_params):
     train = _run(small_world, facts_params)["train"]
     assert len({r["assumption_style"] for r in train if r["assumption_style"] is not None}) >= 6
