@@ -1,6 +1,6 @@
 from tasks.metrics import matches
 from tasks.relations import BUILTIN_RELATIONS, object_names
-from tasks.sources import CitiesSource, CountryInfoSource
+from tasks.sources import CitiesSource, CountryInfoSource, ElementsSource, UsStatesSource
 
 
 def test_subregions_answer_to_their_short_names():
@@ -36,6 +36,9 @@ def test_object_names_for_a_relation_without_alias_table():
 
 
 def test_every_builtin_relation_holds_out_its_last_phrasing_in_statement_form():
-    for rel in BUILTIN_RELATIONS.values():
-        assert len(rel.questions) == 6 and all("{s}" in q for q in rel.questions)
+    # the held-out domains' relations are never trained: no phrasing of theirs need be held back
+    domain = {*ElementsSource(("element_symbol", "atomic_number")).relations(),
+              *UsStatesSource(("state_capital", "state_abbreviation")).relations()}
+    for name, rel in BUILTIN_RELATIONS.items():
+        assert len(rel.questions) == (5 if name in domain else 6) and all("{s}" in q for q in rel.questions)
         assert "{s}" in rel.statement and "{o}" in rel.statement
