@@ -80,6 +80,10 @@ def _rate(k: int, n: int) -> str:
     return f"{k / n:.3f} ({k} of {n}; 95% CI {lo:.3f}-{hi:.3f})"
 
 
+def _flags_rate(flags: list[bool]) -> str:
+    return _rate(sum(flags), len(flags))
+
+
 def robustness(run: Path, params: Params, n: int, models: list[str], show: int) -> None:
     ev = params.evaluate
     rows = wide_items(run, params, n, "test", ("ctx_irrelevant",))
@@ -124,13 +128,6 @@ def adherence(run: Path, params: Params, n: int, split: str, models: list[str]) 
 
 DOMAIN_CONFLICTS = ("ctx_counterfactual", "instr_only", "instr_vs_ctx")
 IN_DOMAIN = ("test", "test_ood_phrasing", "test_ood_relation")
-
-
-def _flags_rate(flags: list[bool]) -> str:
-    if not flags:
-        return "n/a (0 questions)"
-    lo, hi = wilson_interval(sum(flags), len(flags))
-    return f"{sum(flags) / len(flags):.3f} ({sum(flags)} of {len(flags)}; 95% CI {lo:.3f}-{hi:.3f})"
 
 
 def answer_all(run: Path, models: list[str], items: list[EvalItem], ev) -> dict[str, list[dict]]:

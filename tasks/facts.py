@@ -60,15 +60,16 @@ def collect_facts(params: FactsParams, seed: int) -> tuple[list[Fact], dict[str,
     if unknown:
         raise KprefError(f"facts.split.ood_relations: {unknown} is not a relation of any enabled source "
                          f"({sorted(relations)})")
-    held_out, replay = set(params.split.ood_domains), set(params.split.replay_sources)
-    core = [f for f in facts.values() if f.source not in held_out | replay]
+    held_out = set(params.split.ood_domains)
+    apart = held_out | set(params.split.replay_sources)  # sources outside the subject split
+    core = [f for f in facts.values() if f.source not in apart]
     split = split_subjects([f.subject for f in core], params.split.test_subjects, params.split.val_subjects, seed)
     out = [replace(f, split=split[f.subject]) for f in core]
     # a held-out domain's subject that a tested source also names (Georgia the state and the
     # country) would carry the domain into training, a replayed one a test subject: both left out
     taken = {normalize(f.subject) for f in core}
     for f in facts.values():
-        if f.source in held_out | replay and normalize(f.subject) not in taken:
+        if f.source in apart and normalize(f.subject) not in taken:
             out.append(replace(f, split=OOD_DOMAIN if f.source in held_out else "train"))
     return sorted(out, key=lambda f: (f.relation, f.subject)), relations
 

@@ -274,7 +274,6 @@ class Params(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-
 def _type_name(annotation) -> str:
     """'one of auto|fp32|bf16', 'list of str', 'str | null': what a user may write."""
     origin, args = get_origin(annotation), get_args(annotation)

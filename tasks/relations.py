@@ -73,7 +73,7 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
                   "What is the three-letter country code of {s}?", "{s}'s ISO alpha-3 code is what?",
                   "Tell me the ISO alpha-3 code of {s}.", "{s} has which ISO alpha-3 code?"),
                  "The ISO alpha-3 code of {s} is {o}."),
-        # Codes beyond geography, for replay (synthesize.replay_sources): the base model's own answers,
+        # Codes beyond geography, for replay (facts.split.replay_sources): the base model's own answers,
         # trained in the memory settings only, so answering from memory is not learned on geography alone.
         Relation("language_code", "language_code",
                  ("What is the two-letter ISO 639-1 code of the {s} language?", "Which two letters stand for {s} "

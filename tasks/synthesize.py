@@ -158,7 +158,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,
-                held_out: int, replay: tuple[str, ...] = ()) -> list[Fact]:
+                held_out: int, replay: tuple[str, ...]) -> list[Fact]:
     """The facts a setting can be asked about in a split."""
     cands = usable
     if replay and SETTINGS[setting].source != "parametric":  # replay: training's memory settings only
