@@ -100,10 +100,14 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
            question: str = typer.Option(..., help="The question."),
            context: Optional[list[str]] = typer.Option(None, help="A context passage; repeat for several."),
            instruction: Optional[str] = typer.Option(None, help="A user instruction or assumption."),
+           explain: bool = typer.Option(False, "--explain", help="Also say which source the answer followed "
+                                                                 "(instruction / context / memory) and the "
+                                                                 "confidence gain."),
            max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
            params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Print the model's answer, with the same prompt format as training."""
     from tasks import prompt
+    from tasks.evaluate import explain_answer
     from tasks.generate import generate
     from tasks.modeling import load_model
     from tasks.params import load_params
@@ -113,20 +117,38 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
         m, tok = load_model(model, precision=ev.precision)
     except KprefError as e:
         _fail(e)
-    text = prompt.render(tok, question, context or [], instruction)
-    print(generate(m, tok, [text], batch_size=1, max_new_tokens=max_new_tokens or ev.max_new_tokens,
-                   desc="answering")[0])
+    n_tokens = max_new_tokens or ev.max_new_tokens
+    if not explain:
+        text = prompt.render(tok, question, context or [], instruction)
+        print(generate(m, tok, [text], batch_size=1, max_new_tokens=n_tokens, desc="answering")[0])
+        return
+    x = explain_answer(m, tok, question, context or [], instruction, n_tokens)
+    out = Console()
+    out.print(x.answer, highlight=False)
+    out.print(f"[bold]followed:[/] {'memory' if x.followed == 'parametric' else x.followed}", highlight=False)
+    for source, said in x.by_source.items():
+        given = {"parametric": "nothing", "instruction": "the instruction only", "context": "the context only"}[source]
+        out.print(f"  with {given}: {said}", highlight=False)
+    if x.confidence_gain is not None:
+        out.print(f"[bold]confidence gain:[/] {x.confidence_gain:+.3f} nats (first-token entropy without the "
+                  "instruction and context minus with them; < 0: what was given conflicts with memory)",
+                  highlight=False)
 
 
 @app.command()
 def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safetensors)."),
-             data: Path = typer.Option(..., help="Conflict set, one JSON object a line."),
+             data: Path = typer.Option(..., help="Conflict set, one JSON object a line; or a benchmark file."),
              out: Path = typer.Option(..., help="Output directory for metrics.json and predictions.jsonl."),
+             benchmark: Optional[str] = typer.Option(None, help="--data is a benchmark file in its authors' "
+                                                                 "format: mquake, ifqa or mrqa."),
+             max_items: Optional[int] = typer.Option(None, min=1, help="With --benchmark: the first N cases "
+                                                                        "(MQuAKE) or questions (IfQA, MRQA)."),
              batch_size: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.batch_size."),
              max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
              params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
-    """Evaluate any model on a user's conflict set (JSONL)."""
+    """Evaluate any model on a user's conflict set (JSONL) or a public benchmark file."""
     from tasks.atomic import write_json, write_jsonl
+    from tasks.benchmarks import load_benchmark
     from tasks.evaluate import evaluate_model
     from tasks.params import load_params
     from tasks.schema import read_eval_items
@@ -134,15 +156,20 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
     _logging()
     try:
         p = load_params(params).evaluate
-        items = read_eval_items(data)  # every line checked before the model loads
+        # every record checked before the model loads
+        try:
+            items = load_benchmark(benchmark, data, max_items) if benchmark else read_eval_items(data)
+        except FileNotFoundError as e:
+            raise KprefError(str(e)) from None
         ev = evaluate_model(model, items, batch_size or p.batch_size, max_new_tokens or p.max_new_tokens,
                             desc="evaluating", precision=p.precision)
     except KprefError as e:
         _fail(e)
     write_jsonl(out / "predictions.jsonl", ev.predictions)
     write_json(out / "metrics.json", ev.metrics)
-    Console().print_json(json.dumps({k: ev.metrics[k] for k in ("n", "adherence", "adherence_by_setting",
-                                                                 "adherence_by_source")}))
+    keys = ("n", "adherence", "adherence_ci95", "adherence_by_setting", "case_adherence_by_setting",
+            "adherence_by_source")
+    Console().print_json(json.dumps({k: ev.metrics[k] for k in keys if k in ev.metrics}))
 
 
 @app.command()

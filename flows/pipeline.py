@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks.schema import METRICS, KprefError
+from tasks.schema import METRICS, NOT_MODELS, KprefError
 from tasks.stages import quiet_offline_env, stage_names
 
 HEADLINES = ("adherence", "closed_book_accuracy", "irrelevant_robustness")
@@ -141,7 +141,7 @@ def publish(root: Path, before: dict, results: list[dict]) -> None:
     create_markdown_artifact(headline_summary(before, after), key="kpref-headlines",
                              description="Headline metrics of the tuned model, and their change since the last run")
     rows = [{"split": split, "model": m, "setting": s, "adherence": v}
-            for split, by_model in after.items() for m, mm in by_model.items() if m != "delta"
+            for split, by_model in after.items() for m, mm in by_model.items() if m not in NOT_MODELS
             for s, v in mm["adherence_by_setting"].items()]
     create_table_artifact(rows, key="kpref-adherence", description="Adherence per setting, base vs tuned")
     report = root / "reports" / "report.html"

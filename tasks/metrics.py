@@ -79,6 +79,19 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     return [round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4)]
 
 
+def bootstrap_interval(flags: Sequence[float], n_boot: int = 2000, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of a mean from resampling its questions (seeded: same answers,
+    same interval): how far a rate on a few hundred questions may be from the model's own."""
+    import numpy as np
+
+    if not len(flags):
+        return None
+    x = np.asarray(flags, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
 def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict:
     """after - before on the same questions, with a 95% percentile interval from resampling the
     questions (Efron's paired bootstrap): the two models' answers to one question move together,

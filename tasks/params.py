@@ -13,7 +13,7 @@ from typing import Iterator, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.schema import SETTINGS, KprefError
+from tasks.schema import SETTINGS, SPLITS, KprefError
 
 Precision = Literal["auto", "fp32", "bf16"]
 _PRECISION = ("auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (there bf16 matmuls ran 2.3-4.5x fp32), "
@@ -255,10 +255,27 @@ class TrainParams(_Section):
     precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
 
 
+class BenchmarkFile(_Section):
+    format: Literal["mquake", "ifqa", "mrqa"] = Field(description="The authors' file format (docs/benchmarks.md).")
+    path: str = Field(min_length=1, description="The file, relative to the project root; absent: skipped, said so.")
+    max_items: int = Field(ge=1, description="Evaluate the first N cases (MQuAKE) or questions (IfQA, MRQA).")
+
+
 class EvaluateParams(_Section):
     batch_size: int = Field(ge=1, description="Prompts generated together.")
     max_new_tokens: int = Field(ge=1, le=256, description="Longest answer generated.")
     precision: Precision = Field(description=_PRECISION)
+    benchmarks: dict[str, BenchmarkFile] = Field(
+        description="Public benchmark files, by the name metrics.json and the report give them: each a format, "
+                    "path and size cap.")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _names_are_not_splits(cls, v: dict[str, BenchmarkFile]) -> dict[str, BenchmarkFile]:
+        clash = sorted(set(v) & {*SPLITS, "delta", "skipped"})
+        if clash:
+            raise ValueError(f"benchmark names {clash} are taken by the synthesized splits or metrics.json")
+        return v
 
 
 class Params(_Section):

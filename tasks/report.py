@@ -15,7 +15,17 @@ import jinja2
 
 from tasks.atomic import atomic_path, write_text
 from tasks.params import Params
-from tasks.schema import FIGURES, METRICS, PREDICTIONS, REPORTS, SOURCES, TEST_SPLITS, TRAIN_LIVE, VALIDATION
+from tasks.schema import (
+    FIGURES,
+    METRICS,
+    NOT_MODELS,
+    PREDICTIONS,
+    REPORTS,
+    SOURCES,
+    TEST_SPLITS,
+    TRAIN_LIVE,
+    VALIDATION,
+)
 
 
 def run(p: Params, root: Path) -> None:
@@ -44,7 +54,7 @@ def plot_adherence(metrics: dict, title: str = "Adherence to the knowledge hiera
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = [m for m in metrics if m != "delta"]
+    models = [m for m in metrics if m not in NOT_MODELS]
     settings = sorted({s for m in models for s in metrics[m]["adherence_by_setting"]})
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / max(1, len(models))
@@ -104,7 +114,7 @@ def plot_confusion(metrics: dict) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = [m for m in metrics if m != "delta" and "source_confusion" in metrics[m]]
+    models = [m for m in metrics if m not in NOT_MODELS and "source_confusion" in metrics[m]]
     if not models:
         return None
     cols = [*SOURCES, "none"]
@@ -129,18 +139,53 @@ def plot_confusion(metrics: dict) -> bytes | None:
     return _png(fig)
 
 
-def _examples(pred_dir: Path, n: int = 2) -> list[dict]:
-    """A few tuned-model predictions per setting, to read beside the numbers."""
-    path = pred_dir / "tuned_test.jsonl"
-    if not path.exists():
-        return []
+def plot_confidence_gain(pred_dir: Path, name: str = "test") -> bytes | None:
+    """CK-PLUG's confidence gain per setting, base beside tuned: where a passage or instruction
+    made the model surer of its first answer token (> 0) and where it met a conflict (< 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gains: dict[str, dict[str, list[float]]] = {}
+    for model in ("base", "tuned"):
+        path = pred_dir / f"{model}_{name}.jsonl"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            r = json.loads(line)
+            if "confidence_gain" in r:
+                gains.setdefault(r["setting"], {}).setdefault(model, []).append(r["confidence_gain"])
+    if not gains:
+        return None
+    settings = sorted(gains)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for k, (model, color) in enumerate((("base", "tab:blue"), ("tuned", "tab:orange"))):
+        data = [gains[s].get(model, []) for s in settings]
+        pos = [i + (k - 0.5) * 0.38 for i in range(len(settings))]
+        parts = ax.boxplot([d or [float("nan")] for d in data], positions=pos, widths=0.34, patch_artist=True,
+                           showfliers=False)
+        for box in parts["boxes"]:
+            box.set_facecolor(color)
+            box.set_alpha(0.6)
+        ax.plot([], [], color=color, linewidth=6, alpha=0.6, label=model)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
+    ax.set_ylabel("confidence gain (nats)")
+    ax.set_title(f"First-token entropy without minus with what was given ({name})")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def failures(pred_dir: Path, name: str = "test", n: int = 2) -> list[dict]:
+    """The tuned model's first `n` wrong answers per setting of `name`, with what it was asked."""
+    path = pred_dir / f"tuned_{name}.jsonl"
     out, seen = [], {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text().splitlines() if path.exists() else []:
         r = json.loads(line)
-        if seen.get(r["setting"], 0) < n:
+        if not r["correct"] and "question" in r and seen.get(r["setting"], 0) < n:
             seen[r["setting"]] = seen.get(r["setting"], 0) + 1
             out.append(r)
-    return out
+    return sorted(out, key=lambda r: r["setting"])
 
 
 SPLIT_TITLES = {
@@ -173,16 +218,36 @@ def headlines(metrics: dict) -> list[dict]:
     return rows
 
 
+def _with_ci(value, ci) -> str:
+    return "–" if value is None else f"{value} [{ci[0]}, {ci[1]}]" if ci else str(value)
+
+
+def _delta(d: dict | None) -> str:
+    if not d:
+        return "–"
+    return f"{d['delta']:+.4f} [{d['ci95'][0]}, {d['ci95'][1]}]" + (" significant" if d["significant"] else "")
+
+
+def setting_rows(m: dict, models: list[str], key: str = "adherence_by_setting", delta_key: str = "by_setting") -> list[dict]:
+    """Per setting: each model's rate with its 95% interval, and tuned - base with its paired one.
+    `key`/`delta_key` pick plain adherence or the case-level rate of grouped questions."""
+    settings = sorted({s for name in models for s in m[name].get(key, {})})
+    return [{"setting": s,
+             "cells": [_with_ci(m[name][key].get(s), m[name].get(f"{key}_ci95", {}).get(s)) for name in models],
+             "delta": _delta(m.get("delta", {}).get(delta_key, {}).get(s))} for s in settings]
+
+
 def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir: str | Path,
                  predictions_dir: str | Path, out_dir: str | Path, figures_dir: str | Path) -> dict[str, Path]:
     metrics = json.loads(Path(metrics_path).read_text())
     validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
-    splits = [s for s in metrics if metrics[s]]
+    splits = [s for s in metrics if metrics[s] and "skipped" not in metrics[s]]
     figs: dict[str, bytes | None] = {
         f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {SPLIT_TITLES.get(s, s)}") for s in splits
     }
     figs["loss"] = plot_loss(Path(live_dir))
     figs["confusion"] = plot_confusion(metrics.get("test", {}))
+    figs["confidence_gain"] = plot_confidence_gain(Path(predictions_dir))
     figs = {k: v for k, v in figs.items() if v}
     figures_dir = Path(figures_dir)
     for name, png in figs.items():
@@ -190,16 +255,18 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
             tmp.write_bytes(png)
     sections = []
     for s in splits:
-        models = [m for m in metrics[s] if m != "delta"]
+        models = [m for m in metrics[s] if m not in NOT_MODELS]
         sections.append({
-            "split": s, "title": SPLIT_TITLES.get(s, s), "metrics": metrics[s], "models": models,
-            "settings": sorted({x for m in models for x in metrics[s][m]["adherence_by_setting"]}),
+            "split": s, "title": SPLIT_TITLES.get(s, f"benchmark {s}"), "metrics": metrics[s], "models": models,
+            "rows": setting_rows(metrics[s], models),
+            "case_rows": setting_rows(metrics[s], models, "case_adherence_by_setting", "case_by_setting"),
         })
     ctx = {
         "sections": sections,
         "headlines": headlines(metrics),
+        "skipped": {name: m["skipped"] for name, m in metrics.items() if "skipped" in m},
         "validation": validation,
-        "examples": _examples(Path(predictions_dir)),
+        "failures": failures(Path(predictions_dir)),
         "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness", "irrelevant_robustness_ci95",
                          "irrelevant_robustness_known", "irrelevant_robustness_base_known", "memorization_ratio",
                          "em", "f1"],

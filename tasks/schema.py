@@ -5,6 +5,7 @@ Nothing here imports another kpref module: every stage may depend on this one, a
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,8 @@ CARRIER_ERROR = {"instruction": "instruction_neglect", "context": "contextual_ig
 
 SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain")
 TEST_SPLITS = SPLITS[2:]
+# Keys of a metrics.json entry (a split or benchmark) that are not one model's figures.
+NOT_MODELS = ("delta", "skipped")
 # The split of a held-out domain's facts (facts.split.ood_domains): never train, val or test subjects.
 OOD_DOMAIN = "test_ood_domain"
 # What the model is taught to say when its memory holds no answer (synthesize.unknown_belief: abstain).
@@ -178,6 +181,7 @@ class EvalItem:
     expected_source: str
     setting: str = "unspecified"
     source_answers: dict[str, str | None] | None = None  # for memorization ratio / attribution
+    group: str | None = None  # items of one group are one case: solved when any of them is (MQuAKE's rule)
 
     @classmethod
     def from_example(cls, ex: dict) -> "EvalItem":
@@ -195,11 +199,14 @@ def trained_facts(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fac
 
 # -- reading the files stages hand each other ---------------------------------------------------
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object); a line that is not a JSON object names file and line."""
+    """Yield (line number, object) of a JSON Lines file, gzipped or not; a line that is not a JSON
+    object names file and line."""
     path = Path(path)
     if not path.exists():
         raise KprefError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -210,6 +217,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(obj, dict):
                 raise KprefError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
             yield n, obj
+
+
+def read_json_list(path: str | Path, what: str) -> list:
+    """A JSON file holding one list (of `what`, for the message); an error names file and line."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KprefError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, list):
+        raise KprefError(f"{path}: expected a JSON list of {what}, got {type(data).__name__}")
+    return data
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -271,6 +289,8 @@ def _eval_item_problem(obj: dict) -> str | None:
         return f"field 'expected_source' must be one of {list(SOURCES)}, got {obj['expected_source']!r}"
     if not isinstance(obj.get("setting", ""), str):
         return f"field 'setting' must be str, got {type(obj['setting']).__name__}"
+    if not isinstance(obj.get("group"), (str, type(None))):
+        return f"field 'group' must be str or null, got {type(obj['group']).__name__}"
     return None
 
 
@@ -286,7 +306,8 @@ def read_eval_items(path: str | Path) -> list[EvalItem]:
         seen.add(str(obj["id"]))
         items.append(EvalItem(id=str(obj["id"]), question=obj["question"], instruction=obj["instruction"],
                               contexts=obj["contexts"], answers=obj["answers"],
-                              expected_source=obj["expected_source"], setting=obj.get("setting", "unspecified")))
+                              expected_source=obj["expected_source"], setting=obj.get("setting", "unspecified"),
+                              group=obj.get("group")))
     if not items:
         raise KprefError(f"{path}: no examples")
     return items

@@ -6,7 +6,6 @@ params.yaml (`facts.sources`).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ import yaml
 
 from tasks.params import FactSources
 from tasks.relations import BUILTIN_RELATIONS, ascii_fold, clean, object_names
-from tasks.schema import Fact, KprefError, Relation, iter_jsonl
+from tasks.schema import Fact, KprefError, Relation, iter_jsonl, read_json_list
 
 _CONTINENTS = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
                "OC": "Oceania", "SA": "South America"}
@@ -332,13 +331,7 @@ class MquakeSource:
         path = Path(self.path)
         if not path.exists():
             raise KprefError(f"{path}: MQuAKE file not found")
-        try:
-            cases = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise KprefError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(cases, list):
-            raise KprefError(f"{path}: expected a JSON list of MQuAKE cases")
-        return cases
+        return read_json_list(path, "MQuAKE cases")
 
     def _load(self) -> tuple[dict[str, Relation], list[Fact]]:
         if self._cache:

@@ -78,3 +78,16 @@ def test_check_explain_lists_every_knob_with_its_value_and_meaning():
     for key, _, _ in knobs():
         assert key in r.output, key
     assert "LoRA rank." in r.output and "0.0008" in r.output
+
+
+def test_answer_explain_names_the_followed_source_and_confidence_gain(tiny_model_dir):
+    r = runner.invoke(app, ["answer", "--model", str(tiny_model_dir), "--question", "What is the capital of Peru?",
+                            "--context", "The capital of Peru is Quito.", "--instruction", "Assume x.",
+                            "--max-new-tokens", "3", "--explain"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    followed = next(line for line in lines if line.startswith("followed:"))
+    assert followed.split(": ")[1] in {"instruction", "context", "memory", "none"}
+    assert {"with nothing", "with the instruction only", "with the context only"} <= {
+        line.strip().split(":")[0] for line in lines}
+    assert any(line.startswith("confidence gain: ") and "nats" in line for line in lines)

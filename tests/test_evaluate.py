@@ -84,3 +84,55 @@ def test_robustness_on_base_known_uses_the_base_models_facts():
     assert robustness_on_base_known(base, tuned)["irrelevant_robustness_base_known"] == round(2 / 3, 4)
     assert robustness_on_base_known(base, base)["n_base_known"] == 3
     assert robustness_on_base_known([], tuned) == {}
+
+
+def test_evaluate_stage_runs_benchmarks_beside_the_splits_and_reports_skipped_ones(trained, tiny_model_dir, tmp_path):
+    import json
+
+    from tasks.benchmarks import load_benchmark
+    from tasks.report import build_report
+    from tests.benchmark_files import write_mquake
+
+    root, _ = trained
+    p = shipped({"evaluate": {"batch_size": 8, "max_new_tokens": 3}}).evaluate
+    mquake = load_benchmark("mquake", write_mquake(tmp_path / "cf.json"))
+    out = tmp_path / "reports"
+    m = evaluate_stage(root / "data", {"base": tiny_model_dir, "tuned": root / "tuned"}, p, out / "metrics.json",
+                       out / "predictions", out / "plots/adherence.csv", {"mquake": mquake},
+                       {"ifqa": "file not found: inputs/benchmarks/ifqa.json"})
+    assert list(m) == [*TEST_SPLITS, "mquake", "ifqa"]
+    assert m["ifqa"] == {"skipped": "file not found: inputs/benchmarks/ifqa.json"}
+    bench = m["mquake"]
+    assert bench["tuned"]["n"] == len(mquake) and set(bench["tuned"]["case_adherence_by_setting"]) == {
+        "multi_hop_instr", "multi_hop_ctx"}
+    assert set(bench["delta"]["case_by_setting"]) == {"multi_hop_instr", "multi_hop_ctx"}
+    assert "closed_book_retention_ci95" in bench["delta"] and set(bench["delta"]["by_setting"]) == {
+        "multi_hop_instr", "multi_hop_ctx", "instr_only", "ctx_counterfactual", "closed_book"}
+    rows = [json.loads(x) for x in (out / "predictions" / "tuned_mquake.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [it.id for it in mquake]
+    assert ",multi_hop_instr,tuned," in (out / "plots/adherence.csv").read_text()
+    report = build_report(out / "metrics.json", tmp_path / "none.json", tmp_path / "live", out / "predictions",
+                          out, out / "figures")
+    md = report["md"].read_text()
+    assert "Benchmark mquake (`mquake`)" in md and "Cases solved" in md and "## Benchmarks skipped" in md
+    assert "`ifqa`: file not found: inputs/benchmarks/ifqa.json" in md
+    assert (out / "figures" / "adherence_mquake.png").exists()
+    # the held-out subjects' confidence gains, drawn per setting
+    assert (out / "figures" / "confidence_gain.png").exists() and "Conflict detection" in md
+
+
+def test_confidence_gain_is_the_entropy_the_context_takes_away(tiny_model_dir):
+    from tasks import prompt
+    from tasks.generate import first_token_entropy
+
+    model, tok = load_model(tiny_model_dir, precision="fp32")
+    cf = EvalItem("c", "What is the capital of Peru?", None, ["The capital of Peru is Quito."], ["Quito"], "context",
+                  "ctx_counterfactual")
+    cb = EvalItem("d", "What is the capital of Chile?", None, [], ["Santiago"], "parametric", "closed_book")
+    ev = evaluate_items(model, tok, [cf, cb], batch_size=2, max_new_tokens=2)
+    bare, full = first_token_entropy(model, tok, [prompt.render(tok, cf.question),
+                                                  prompt.render(tok, cf.question, cf.contexts)], batch_size=1)
+    gain = ev.predictions[0]["confidence_gain"]
+    assert abs(gain - (bare - full)) < 1e-3 and gain != 0
+    assert "confidence_gain" not in ev.predictions[1]  # nothing beside the question: nothing to gain
+    assert ev.metrics["confidence_gain_by_setting"] == {"ctx_counterfactual": gain}

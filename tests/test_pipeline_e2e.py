@@ -25,7 +25,10 @@ def test_dvc_repro_builds_every_artifact(repo):
                  "data/relations.json"]:
         assert (repo / path).exists(), path
     m = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(m) == {"test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain"}
+    assert set(m) == {"test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain", "mquake", "ifqa", "mrqa"}
+    # the benchmark file in inputs/benchmarks/ is evaluated; the absent ones are reported, not faked
+    assert m["mquake"]["tuned"]["n"] == 11 and "case_by_setting" in m["mquake"]["delta"]
+    assert m["ifqa"] == {"skipped": "file not found: inputs/benchmarks/ifqa.json"}
     assert "closed_book_retention_ci95" in m["test_ood_domain"]["delta"]
     assert {"base", "tuned", "delta"} <= set(m["test"])
     assert set(m["test"]["tuned"]["adherence_by_setting"]) >= {"closed_book", "ctx_counterfactual", "ctx_irrelevant",
@@ -35,6 +38,7 @@ def test_dvc_repro_builds_every_artifact(repo):
     html = (repo / "reports/report.html").read_text()
     assert "data:image/png;base64," in html and "<img" in html
     assert html.index("Headlines") < html.index("Held-out subjects")  # retention above the per-split detail
+    assert "Benchmark mquake" in html and "Benchmarks skipped" in html
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
     shown = _sh(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "closed_book_accuracy" in shown
@@ -55,6 +59,18 @@ def test_editing_a_module_marks_every_stage_that_imports_it_stale(repo, module, 
         assert {name.split(":")[-1] for name in changed} == stale
     finally:
         path.write_text(original)
+    assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
+
+
+def test_a_benchmark_file_dropped_into_inputs_reruns_only_the_evaluation(repo):
+    from tests.benchmark_files import write_ifqa
+
+    path = write_ifqa(repo / "inputs" / "benchmarks" / "ifqa.json")
+    try:
+        changed = json.loads(_sh(["dvc", "status", "--json"], repo).stdout)
+        assert {name.split(":")[-1] for name in changed} == {"evaluate"}
+    finally:
+        path.unlink()
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
 
 

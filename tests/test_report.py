@@ -18,9 +18,12 @@ def _metrics() -> dict:
 def test_report_writes_markdown_html_and_figures(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     (tmp_path / "pred").mkdir()
-    (tmp_path / "pred" / "tuned_test.jsonl").write_text(json.dumps(
+    (tmp_path / "pred" / "tuned_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
         {"id": "x", "setting": "ctx_counterfactual", "expected_source": "context", "prediction": "Quito",
-         "correct": True}) + "\n")
+         "correct": True},
+        {"id": "y", "setting": "instr_vs_ctx", "expected_source": "instruction", "prediction": "It is Lima.",
+         "expected": ["Cusco"], "correct": False, "question": "What is the capital of Peru?",
+         "instruction": "Assume that the capital of Peru is Cusco.", "contexts": ["The capital of Peru is Lima."]}]))
     out = build_report(tmp_path / "metrics.json", tmp_path / "missing.json", tmp_path / "live", tmp_path / "pred",
                        tmp_path / "reports", tmp_path / "reports" / "figures")
     md, html = out["md"].read_text(), out["html"].read_text()
@@ -29,6 +32,12 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     for text in (md, html):
         top = text[: text.index("Held-out subjects")]  # the per-split section's title
         assert "Headlines" in top and "held-out subjects" in top and "-0.0312" in top and "[-0.125, 0.0625]" in top and "1.0 (0.25)" in top
+    # a failure in full: everything the model was given, what was expected and what it said
+    for text in (md, html):
+        failure = text[text.index("Failures, in full"):]
+        assert "Instruction: Assume that the capital of Peru is Cusco." in failure
+        assert "Context: The capital of Peru is Lima." in failure and "Question: What is the capital of Peru?" in failure
+        assert "Cusco" in failure and "It is Lima." in failure and "Quito" not in failure
     assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
     assert figures == ["adherence_test.png", "confusion.png"]  # the empty split draws nothing

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from tasks.schema import SETTINGS
+from tests.benchmark_files import write_mquake
 from tests.conftest import ROOT
 
 
@@ -34,6 +35,7 @@ def tiny_params(model_dir) -> dict:
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
     p["train"]["lora"].update(r=4, alpha=8, top_layers=1)
     p["evaluate"].update(batch_size=8, max_new_tokens=4)
+    p["evaluate"]["benchmarks"]["mquake"]["max_items"] = 1  # make_repo puts a small MQuAKE file in place
     return p
 
 
@@ -45,6 +47,8 @@ def make_repo(root: Path, model_dir, remote: Path | None = None, reproduce: bool
     for package in ("tasks", "flows"):
         shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "prefect.yaml", root / "prefect.yaml")
+    shutil.copytree(ROOT / "inputs", root / "inputs")
+    write_mquake(root / "inputs" / "benchmarks" / "mquake.json")  # the other benchmarks are absent: skipped
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir), sort_keys=False))
     (root / ".gitignore").write_text("/data/\n/models/\n/reports/\n/.kpref_cache/\n__pycache__/\n")
     sh(["git", "init", "-q"], root)
