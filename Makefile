@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN := PATH=$(abspath $(VENV))/bin:$$PATH
 
-.PHONY: setup repro test test-fast lint bench gpu-check
+.PHONY: setup repro test test-fast lint browser bench gpu-check
 setup: $(VENV)/.installed
 
 # torch comes first from the machine's CPU wheel; a plain resolve would pull a CUDA build.
@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: setup
 	$(RUN) dvc repro
 
+# The report test opens reports/report.html in a real headless Chromium: Debian's package.
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 # What CI runs (.ci/run): the layer contracts, then every test, end-to-end and real-model ones included.
-test: setup lint
+test: setup lint browser
 	$(RUN) $(PY) -m pytest -q
 
 # The edit-test loop: unit tests only (no whole-pipeline runs, no real model).

@@ -32,10 +32,11 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.evaluate import evaluate_items, robustness_on_base_known, same_answer  # noqa: E402
+from tasks.evaluate import evaluate_items, robustness_on_base_known  # noqa: E402
 from tasks.metrics import matches, paired_bootstrap, wilson_interval  # noqa: E402
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
+from tasks.predict import same_answer  # noqa: E402
 from tasks.prompt import prompt_key  # noqa: E402
 from tasks.schema import (  # noqa: E402
     ABSTAIN,

@@ -107,10 +107,10 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
            params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Print the model's answer, with the same prompt format as training."""
     from tasks import prompt
-    from tasks.evaluate import explain_answer
     from tasks.generate import generate
     from tasks.modeling import load_model
     from tasks.params import load_params
+    from tasks.predict import explain_answer
 
     try:
         ev = load_params(params).evaluate

@@ -122,7 +122,8 @@ def load_mquake(path: Path, max_items: int | None) -> list[EvalItem]:
             edits.append((statement, subject, question, new, true))
         instruction = " ".join(_assume(st, subj) for st, subj, *_ in edits)
         contexts = [st for st, *_ in edits]
-        new_answers = [_field(case, "new_answer", str, where), *_strings(case, "new_answer_alias", where, nonempty=False)]
+        new_answers = [_field(case, "new_answer", str, where),
+                       *_strings(case, "new_answer_alias", where, nonempty=False)]
         old = _field(case, "answer", str, where)
         for carrier, setting in (("instruction", "multi_hop_instr"), ("context", "multi_hop_ctx")):
             given = dict(instruction=instruction, contexts=[]) if carrier == "instruction" else \

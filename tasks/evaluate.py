@@ -15,23 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from tasks import prompt
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.benchmarks import read_benchmarks
 from tasks.metrics import (
-    answer_residue,
     bootstrap_interval,
-    exact_match,
-    followed_source,
-    matches,
     memorization_ratio,
-    normalize,
-    overlaps,
     paired_bootstrap,
     rate,
-    token_f1,
 )
 from tasks.params import EvaluateParams, Params
+from tasks.predict import predict
 from tasks.schema import (
     ADHERENCE_CSV,
     BASE_DIR,
@@ -45,6 +38,7 @@ from tasks.schema import (
     EvalItem,
     read_splits,
 )
+from tasks.shards import predict_sharded
 
 log = logging.getLogger(__name__)
 
@@ -62,86 +56,11 @@ class Evaluation:
     predictions: list[dict]
 
 
-def _closed_book_prompts(tok, items: Sequence[EvalItem]) -> dict[str, str]:
-    return {it.id: prompt.render(tok, it.question) for it in items if it.setting == "ctx_irrelevant"}
-
-
 def evaluate_items(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new_tokens: int = 24,
                    desc: str = "evaluating") -> Evaluation:
-    from tasks.generate import first_token_entropy, generate_answers
-
-    prompts = [prompt.render(tok, it.question, it.contexts, it.instruction) for it in items]
-    # Robustness compares each irrelevant-context answer with the same model's closed-book
-    # answer to the same question; generate each distinct prompt once.
-    cb = _closed_book_prompts(tok, items)
-    unique = list(dict.fromkeys([*prompts, *cb.values()]))
-    answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc)))
-    # CK-PLUG's confidence gain needs each question's first-token entropy with nothing beside it:
-    # one forward pass for the bare prompts not generated already
-    bare = {it.id: prompt.render(tok, it.question) for it in items if it.contexts or it.instruction}
-    unscored = [q for q in dict.fromkeys(bare.values()) if q not in answers]
-    bare_entropy = {q: a.entropy for q, a in answers.items()}
-    bare_entropy.update(zip(unscored, first_token_entropy(model, tok, unscored, batch_size, desc=f"{desc} (bare)")))
-
-    preds = []
-    for it, p in zip(items, prompts):
-        pred = answers[p].text
-        row = {
-            "id": it.id,
-            "setting": it.setting,
-            "expected_source": it.expected_source,
-            "prediction": pred,
-            "expected": list(it.answers),
-            "correct": matches(pred, it.answers),
-            "em": exact_match(pred, it.answers),
-            "f1": round(token_f1(pred, it.answers), 4),
-        }
-        if it.group:
-            row["group"] = it.group
-        # what was asked, so a failure can be read in full without the data files
-        row.update(question=it.question, instruction=it.instruction, contexts=list(it.contexts))
-        if it.id in bare:
-            row["confidence_gain"] = round(bare_entropy[bare[it.id]] - answers[p].entropy, 4)
-        if it.source_answers:
-            row["followed_source"] = followed_source(pred, it.source_answers)
-        if it.id in cb:
-            closed = answers[cb[it.id]].text
-            row["closed_book_prediction"] = closed
-            row["closed_book_correct"] = matches(closed, it.answers)
-            row["robust"] = same_answer(pred, closed, it)
-        preds.append(row)
+    """Answers and figures for a loaded model: what `kpref evaluate` and the benchmarks run."""
+    preds = predict(model, tok, items, batch_size, max_new_tokens, desc)
     return Evaluation(summarize(items, preds), preds)
-
-
-@dataclass
-class Explanation:
-    answer: str
-    followed: str  # instruction | context | parametric | none, by the metrics' rule (followed_source)
-    by_source: dict[str, str]  # what the model answers given only that source (parametric: nothing)
-    confidence_gain: float | None  # first-token entropy bare minus with everything given (nats)
-
-
-def explain_answer(model, tok, question: str, contexts: Sequence[str] = (), instruction: str | None = None,
-                   max_new_tokens: int = 24) -> Explanation:
-    """The answer, and which source it followed: the model is asked again with only the
-    instruction, only the contexts and nothing, and each of those answers (the words it adds to
-    the question) stands for what that source says; the metrics' rule then credits the highest
-    source the answer agrees with."""
-    from tasks.generate import generate_answers
-
-    variants = {"full": prompt.render(tok, question, contexts, instruction),
-                "parametric": prompt.render(tok, question)}
-    if instruction:
-        variants["instruction"] = prompt.render(tok, question, (), instruction)
-    if contexts:
-        variants["context"] = prompt.render(tok, question, contexts)
-    unique = list(dict.fromkeys(variants.values()))
-    answers = dict(zip(unique, generate_answers(model, tok, unique, len(unique), max_new_tokens, desc="explaining")))
-    full = answers[variants["full"]]
-    by_source = {k: answers[v].text for k, v in variants.items() if k != "full"}
-    said = {k: answer_residue(v, question) or v for k, v in by_source.items()}
-    gain = round(answers[variants["parametric"]].entropy - full.entropy, 4) if contexts or instruction else None
-    return Explanation(full.text, followed_source(full.text, said), by_source, gain)
 
 
 def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
@@ -204,26 +123,6 @@ def case_flags(preds: Sequence[dict]) -> dict[str, dict[str, bool]]:
     return {s: dict(sorted(g.items())) for s, g in sorted(out.items())}
 
 
-def same_answer(pred: str, closed_book: str, it: EvalItem) -> bool:
-    """Does the irrelevant-context answer say what the closed-book answer says?
-
-    Answers are compared by the candidate entities they name (the world's answer, under any of
-    its names: "Kazakhs" and "Kazakh" are one answer, and the distractor's). When neither names
-    one, by what each adds to the question: its first sentence less the question's own words
-    ("The capital of Nepal is Kathi." -> "kathi"), one containing the other as whole words, as
-    answer matching does.
-    """
-    cands = [[a] for a in (it.source_answers or {}).values() if a] + [list(it.answers)]
-    named = lambda text: {normalize(names[0]) for names in cands if names and matches(text, names)}  # noqa: E731
-    a, b = named(pred), named(closed_book)
-    if a or b:
-        return a == b
-    ra, rb = answer_residue(pred, it.question), answer_residue(closed_book, it.question)
-    if ra and rb:
-        return overlaps(ra, rb)
-    return normalize(pred) == normalize(closed_book)
-
-
 def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size: int, max_new_tokens: int,
                    desc: str, precision: str = "auto") -> Evaluation:
     from tasks.modeling import load_model
@@ -236,23 +135,22 @@ def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: Evalu
                    predictions_dir: str | Path, adherence_csv: str | Path,
                    benchmarks: dict[str, list[EvalItem]] | None = None, skipped: dict[str, str] | None = None) -> dict:
     """Every model on every test split and benchmark: metrics[name][model], plus tuned - base
-    deltas; a skipped benchmark is metrics[name]["skipped"], its reason."""
-    from tasks.modeling import load_model
-
+    deltas; a skipped benchmark is metrics[name]["skipped"], its reason. A model answers all
+    sets in one pass, in `evaluate.runner.shards` shards on `evaluate.runner`'s engine."""
     splits = {split: [EvalItem.from_example(r) for r in rows] for split, rows in read_splits(data_dir, TEST_SPLITS).items()}
     splits.update(benchmarks or {})
+    everything = [it for items in splits.values() for it in items]
     metrics: dict = {split: {} for split in splits}
     preds: dict[tuple[str, str], list[dict]] = {}
     for name, path in models.items():
-        model, tok = load_model(path, precision=p.precision)  # once per model, for every split
+        rows = iter(predict_sharded(path, everything, p.precision, p.batch_size, p.max_new_tokens, p.runner,
+                                    desc=name))
         for split, items in splits.items():
             if not items:
                 continue
-            ev = evaluate_items(model, tok, items, p.batch_size, p.max_new_tokens, desc=f"{name} on {split}")
-            metrics[split][name] = ev.metrics
-            preds[split, name] = ev.predictions
-            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", ev.predictions)
-        del model
+            preds[split, name] = [next(rows) for _ in items]
+            metrics[split][name] = summarize(items, preds[split, name])
+            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", preds[split, name])
     for split, m in metrics.items():
         if "base" in m and "tuned" in m:
             base, tuned = preds[split, "base"], preds[split, "tuned"]

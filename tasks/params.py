@@ -261,10 +261,19 @@ class BenchmarkFile(_Section):
     max_items: int = Field(ge=1, description="Evaluate the first N cases (MQuAKE) or questions (IfQA, MRQA).")
 
 
+class RunnerParams(_Section):
+    shards: int = Field(ge=1, description="Prefect tasks each model's evaluation is split into (contiguous slices).")
+    task_runner: Literal["local", "dask"] = Field(
+        description="local: the shards one after another on this machine; dask: on a Dask cluster (prefect-dask).")
+    dask_address: str | None = Field(description="A running Dask scheduler (tcp://host:8786); null: a LocalCluster.")
+    dask_workers: int = Field(ge=1, description="Worker processes of the LocalCluster (no dask_address).")
+
+
 class EvaluateParams(_Section):
     batch_size: int = Field(ge=1, description="Prompts generated together.")
     max_new_tokens: int = Field(ge=1, le=256, description="Longest answer generated.")
     precision: Precision = Field(description=_PRECISION)
+    runner: RunnerParams
     benchmarks: dict[str, BenchmarkFile] = Field(
         description="Public benchmark files, by the name metrics.json and the report give them: each a format, "
                     "path and size cap.")

@@ -209,8 +209,9 @@ def headlines(metrics: dict) -> list[dict]:
         if "delta" not in m:
             continue
         tuned, base, d = m["tuned"], m["base"], m["delta"]
-        rows.append({"split": split, "title": SPLIT_TITLES.get(split, split), "adherence": tuned["adherence"],
-                     "adherence_base": base["adherence"], "retention": d.get("closed_book_retention"),
+        rows.append({"split": split, "title": SPLIT_TITLES.get(split, f"benchmark {split}"),
+                     "adherence": tuned["adherence"], "adherence_base": base["adherence"],
+                     "retention": d.get("closed_book_retention"),
                      "retention_ci95": d.get("closed_book_retention_ci95"),
                      "significant": d.get("closed_book_retention_significant"),
                      "robust_known": tuned.get("irrelevant_robustness_base_known"),
@@ -228,7 +229,8 @@ def _delta(d: dict | None) -> str:
     return f"{d['delta']:+.4f} [{d['ci95'][0]}, {d['ci95'][1]}]" + (" significant" if d["significant"] else "")
 
 
-def setting_rows(m: dict, models: list[str], key: str = "adherence_by_setting", delta_key: str = "by_setting") -> list[dict]:
+def setting_rows(m: dict, models: list[str], key: str = "adherence_by_setting",
+                 delta_key: str = "by_setting") -> list[dict]:
     """Per setting: each model's rate with its 95% interval, and tuned - base with its paired one.
     `key`/`delta_key` pick plain adherence or the case-level rate of grouped questions."""
     settings = sorted({s for name in models for s in m[name].get(key, {})})
@@ -241,7 +243,8 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
                  predictions_dir: str | Path, out_dir: str | Path, figures_dir: str | Path) -> dict[str, Path]:
     metrics = json.loads(Path(metrics_path).read_text())
     validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
-    splits = [s for s in metrics if metrics[s] and "skipped" not in metrics[s]]
+    # the synthesized splits in their order, then the benchmarks by name
+    splits = sorted((s for s in metrics if metrics[s] and "skipped" not in metrics[s]), key=_split_order)
     figs: dict[str, bytes | None] = {
         f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {SPLIT_TITLES.get(s, s)}") for s in splits
     }

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def repo(tiny_model_dir, tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("kpref-repo"), tiny_model_dir, reproduce=True)
+    return make_repo(tmp_path_factory.mktemp("kpref-repo"), tiny_model_dir, reproduce=True, benchmark=True)
 
 
 def test_dvc_repro_builds_every_artifact(repo):
@@ -111,3 +111,31 @@ def test_bad_params_stop_dvc_before_work(repo):
         assert "synthesize.n_trian" in proc.stdout + proc.stderr
     finally:
         (repo / "params.yaml").write_text(params)
+
+
+def test_the_report_renders_in_a_real_headless_chromium(repo, tmp_path):
+    """The self-contained HTML opened as a person would: every section there, every figure
+    decoded and drawn (coloured pixels of the plots in the screenshot, not just <img> tags)."""
+    import re
+    import shutil
+
+    from PIL import Image
+
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium is needed for the report test: `make test` installs it (make browser)"
+    report = (repo / "reports" / "report.html").resolve()
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-color-profile=srgb",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = _sh([*args, "--dump-dom", report.as_uri()], tmp_path).stdout
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    for section in ("Headlines", "Held-out subjects", "Benchmark mquake", "Benchmarks skipped", "Source attribution",
+                    "Conflict detection", "Training", "Data quality gate", "Failures, in full"):
+        assert any(h.startswith(section) for h in headings), (section, headings)
+    n_images = report.read_text().count('src="data:image/png;base64,')
+    assert n_images >= 8 and dom.count("<img") == n_images
+    shot = tmp_path / "report.png"
+    _sh([*args, "--window-size=1280,16000", f"--screenshot={shot}", report.as_uri()], tmp_path)
+    pixels = Image.open(shot).convert("RGB")
+    assert pixels.size == (1280, 16000)
+    coloured = sum(1 for r, g, b in pixels.getdata() if max(r, g, b) - min(r, g, b) > 80)
+    assert coloured > 20_000 * n_images // 8, coloured  # the plots' bars and boxes, drawn

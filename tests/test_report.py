@@ -36,7 +36,8 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     for text in (md, html):
         failure = text[text.index("Failures, in full"):]
         assert "Instruction: Assume that the capital of Peru is Cusco." in failure
-        assert "Context: The capital of Peru is Lima." in failure and "Question: What is the capital of Peru?" in failure
+        assert "Context: The capital of Peru is Lima." in failure
+        assert "Question: What is the capital of Peru?" in failure
         assert "Cusco" in failure and "It is Lima." in failure and "Quito" not in failure
     assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())

@@ -35,20 +35,23 @@ def tiny_params(model_dir) -> dict:
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1)
     p["train"]["lora"].update(r=4, alpha=8, top_layers=1)
     p["evaluate"].update(batch_size=8, max_new_tokens=4)
-    p["evaluate"]["benchmarks"]["mquake"]["max_items"] = 1  # make_repo puts a small MQuAKE file in place
+    p["evaluate"]["benchmarks"]["mquake"]["max_items"] = 1  # make_repo(benchmark=True)'s small MQuAKE file
     return p
 
 
-def make_repo(root: Path, model_dir, remote: Path | None = None, reproduce: bool = False) -> Path:
+def make_repo(root: Path, model_dir, remote: Path | None = None, reproduce: bool = False,
+              benchmark: bool = False) -> Path:
     """The project's pipeline with tiny params, committed; `remote` becomes its default DVC remote;
-    with `reproduce`, `dvc repro` has run (dvc.lock left uncommitted)."""
+    with `reproduce`, `dvc repro` has run (dvc.lock left uncommitted); with `benchmark`, a small
+    MQuAKE file sits in inputs/benchmarks/ (a user's file: git-ignored, so a clone lacks it)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     for package in ("tasks", "flows"):
         shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "prefect.yaml", root / "prefect.yaml")
     shutil.copytree(ROOT / "inputs", root / "inputs")
-    write_mquake(root / "inputs" / "benchmarks" / "mquake.json")  # the other benchmarks are absent: skipped
+    if benchmark:  # the other benchmarks are absent: skipped
+        write_mquake(root / "inputs" / "benchmarks" / "mquake.json")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir), sort_keys=False))
     (root / ".gitignore").write_text("/data/\n/models/\n/reports/\n/.kpref_cache/\n__pycache__/\n")
     sh(["git", "init", "-q"], root)

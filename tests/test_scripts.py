@@ -1,0 +1,25 @@
+"""The benchmark and GPU-check scripts import, and use only public names of tasks/ (their runs are `make bench`)."""
+import ast
+import importlib.util
+
+import pytest
+
+from tests.conftest import ROOT
+
+SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_script_imports_public_names_only(path):
+    text = path.read_text()
+    assert "sys.path" not in text, "scripts run with kpref installed; no path patching"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tasks"):
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{path.name}:{node.lineno} imports private {private} from {node.module}"
+            module = importlib.import_module(node.module)
+            missing = [a.name for a in node.names if not hasattr(module, a.name)
+                       and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
+            assert not missing, f"{path.name}:{node.lineno}: {node.module} has no {missing}"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # top-level imports resolve

@@ -1,0 +1,58 @@
+"""The evaluation spread over Prefect tasks: the same shards give the same predictions on this
+machine and on a Dask cluster."""
+import pytest
+
+from tasks.params import RunnerParams
+from tasks.schema import EvalItem
+from tasks.shards import predict_sharded, shard
+
+QUESTIONS = [("What is the capital of Peru?", "Lima"), ("What is the capital of Chile?", "Santiago"),
+             ("Which continent is Kenya in?", "Africa"), ("What is the currency of Japan?", "Yen")]
+
+
+def _items() -> list[EvalItem]:
+    items = []
+    for k, (q, a) in enumerate(QUESTIONS):
+        items += [EvalItem(f"{k}cb", q, None, [], [a], "parametric", "closed_book"),
+                  EvalItem(f"{k}cf", q, None, [f"The answer is Oslo, not {a}."], ["Oslo"], "context",
+                           "ctx_counterfactual", {"context": "Oslo", "world": a}),
+                  EvalItem(f"{k}irr", q, None, ["Mount Orr is 3,000 m high."], [a], "parametric", "ctx_irrelevant",
+                           {"parametric": a, "world": a}),
+                  EvalItem(f"{k}io", q, "Assume the answer is Bergen.", [], ["Bergen"], "instruction", "instr_only")]
+    return items
+
+
+def test_shards_are_contiguous_balanced_slices():
+    items = _items()
+    parts = shard(items, 3)
+    assert [len(p) for p in parts] == [6, 5, 5] and [it for p in parts for it in p] == items
+    assert len(shard(items[:2], 5)) == 2  # never an empty shard
+
+
+def _runner(kind: str, shards: int, address: str | None = None) -> RunnerParams:
+    return RunnerParams(shards=shards, task_runner=kind, dask_address=address, dask_workers=2)
+
+
+@pytest.mark.e2e
+def test_a_two_worker_dask_cluster_gives_the_default_runners_predictions(tiny_model_dir, prefect_harness):
+    items = _items()
+    local = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("local", 2))
+    dask = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("dask", 2))
+    assert [r["id"] for r in local] == [it.id for it in items]
+    assert dask == local
+    # one local shard is the same evaluation, in this process
+    one = predict_sharded(tiny_model_dir, items[:8], "fp32", 4, 3, _runner("local", 1))
+    assert [r["id"] for r in one] == [it.id for it in items[:8]]
+
+
+@pytest.mark.e2e
+def test_shards_run_on_the_workers_of_a_cluster_named_by_its_address(tiny_model_dir, prefect_harness):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    items = _items()[:8]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            rows = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("dask", 2, cluster.scheduler_address))
+        assert len({t["worker"] for t in stream.data}) == 2  # one shard on each worker process
+    assert rows == predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("local", 2))
