@@ -17,10 +17,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from tasks.metrics import metric_changes
 from tasks.schema import METRICS, NOT_MODELS, KprefError
 from tasks.stages import quiet_offline_env, stage_names
-
-HEADLINES = ("adherence", "closed_book_accuracy", "irrelevant_robustness")
 
 
 class StageFailed(KprefError):
@@ -117,14 +116,9 @@ def _read_metrics(root: Path) -> dict:
 def headline_summary(before: dict, after: dict) -> str:
     """The tuned model's headline figures per split, with the change since the previous run."""
     lines = ["| split | figure | tuned | change |", "|---|---|---|---|"]
-    for split, models in after.items():
-        for key in HEADLINES:
-            new = models.get("tuned", {}).get(key)
-            if new is None:
-                continue
-            old = before.get(split, {}).get("tuned", {}).get(key)
-            change = "new" if old is None else f"{new - old:+.4f}"
-            lines.append(f"| {split} | {key} | {new:.4f} | {change} |")
+    for r in metric_changes(before, after):
+        change = "new" if r["change"] is None else f"{r['change']:+.4f}"
+        lines.append(f"| {r['name']} | {r['key']} | {r['now']:.4f} | {change} |")
     return "\n".join(lines)
 
 

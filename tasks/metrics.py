@@ -132,3 +132,22 @@ def followed_source(prediction: str, source_answers: dict[str, str | None]) -> s
         if ans and matches(prediction, [ans]):
             return "parametric"
     return "none"
+
+
+HEADLINES = ("adherence", "closed_book_accuracy", "irrelevant_robustness")
+
+
+def metric_changes(before: dict, after: dict, keys: Sequence[str] = HEADLINES) -> list[dict]:
+    """The tuned model's headline figures in two metrics.json files, split by split (and
+    benchmark by benchmark): {name, key, now, before, change}; before and change are None for a
+    figure the earlier file lacks (new)."""
+    rows = []
+    for name, models in after.items():
+        for key in keys:
+            new = models.get("tuned", {}).get(key) if isinstance(models, dict) else None
+            if new is None:
+                continue
+            old = before.get(name, {}).get("tuned", {}).get(key)
+            rows.append({"name": name, "key": key, "now": new, "before": old,
+                         "change": None if old is None else round(new - old, 4)})
+    return rows

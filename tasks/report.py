@@ -14,8 +14,10 @@ from pathlib import Path
 import jinja2
 
 from tasks.atomic import atomic_path, write_text
+from tasks.metrics import metric_changes
 from tasks.params import Params
 from tasks.schema import (
+    DVC_LOCK,
     FIGURES,
     METRICS,
     NOT_MODELS,
@@ -30,7 +32,29 @@ from tasks.schema import (
 
 def run(p: Params, root: Path) -> None:
     build_report(root / METRICS, root / VALIDATION, root / TRAIN_LIVE, root / PREDICTIONS, root / REPORTS,
-                 root / FIGURES)
+                 root / FIGURES, previous=committed_metrics(root))
+
+
+def committed_metrics(root: Path) -> dict | None:
+    """reports/metrics.json as the last commit's dvc.lock pins it, read from the DVC cache: what
+    `dvc metrics diff` compares this run with. None where there is no such commit, lock entry or
+    cached file (a first run, a fresh clone that has not pulled)."""
+    import subprocess
+
+    import yaml
+
+    shown = subprocess.run(["git", "show", f"HEAD:{DVC_LOCK}"], cwd=root, capture_output=True, text=True)
+    if shown.returncode != 0:
+        return None
+    outs = (yaml.safe_load(shown.stdout) or {}).get("stages", {}).get("evaluate", {}).get("outs", [])
+    md5 = next((o.get("md5") for o in outs if o.get("path") == METRICS), None)
+    if not md5:
+        return None
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        cached = Path(repo.cache.local.path) / md5[:2] / md5[2:]
+    return json.loads(cached.read_text()) if cached.exists() else None
 
 
 _ENV = jinja2.Environment(
@@ -108,7 +132,7 @@ def plot_loss(live_dir: Path) -> bytes | None:
     return _png(fig)
 
 
-def plot_confusion(metrics: dict) -> bytes | None:
+def plot_confusion(metrics: dict, title: str = "Which source did the answer come from?") -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,7 +158,7 @@ def plot_confusion(metrics: dict) -> bytes | None:
         else:
             ax.set_yticklabels([])
         ax.set_title(m)
-    fig.suptitle("Which source did the answer come from?")
+    fig.suptitle(title)
     fig.tight_layout()
     return _png(fig)
 
@@ -240,7 +264,8 @@ def setting_rows(m: dict, models: list[str], key: str = "adherence_by_setting",
 
 
 def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir: str | Path,
-                 predictions_dir: str | Path, out_dir: str | Path, figures_dir: str | Path) -> dict[str, Path]:
+                 predictions_dir: str | Path, out_dir: str | Path, figures_dir: str | Path,
+                 previous: dict | None = None) -> dict[str, Path]:
     metrics = json.loads(Path(metrics_path).read_text())
     validation = json.loads(Path(validation_path).read_text()) if Path(validation_path).exists() else None
     # the synthesized splits in their order, then the benchmarks by name
@@ -249,7 +274,9 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
         f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {SPLIT_TITLES.get(s, s)}") for s in splits
     }
     figs["loss"] = plot_loss(Path(live_dir))
-    figs["confusion"] = plot_confusion(metrics.get("test", {}))
+    for s in splits:
+        title = SPLIT_TITLES.get(s, f"benchmark {s}")
+        figs[f"confusion_{s}"] = plot_confusion(metrics[s], f"Which source did the answer come from? {title}")
     figs["confidence_gain"] = plot_confidence_gain(Path(predictions_dir))
     figs = {k: v for k, v in figs.items() if v}
     figures_dir = Path(figures_dir)
@@ -270,6 +297,8 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
         "skipped": {name: m["skipped"] for name, m in metrics.items() if "skipped" in m},
         "validation": validation,
         "failures": failures(Path(predictions_dir)),
+        "confusions": [s for s in splits if f"confusion_{s}" in figs],
+        "changes": None if previous is None else metric_changes(previous, metrics),
         "summary_keys": ["adherence", "closed_book_accuracy", "irrelevant_robustness", "irrelevant_robustness_ci95",
                          "irrelevant_robustness_known", "irrelevant_robustness_base_known", "memorization_ratio",
                          "em", "f1"],

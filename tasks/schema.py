@@ -88,6 +88,7 @@ PREDICTIONS = "reports/predictions"
 ADHERENCE_CSV = "reports/plots/adherence.csv"
 REPORTS = "reports"
 FIGURES = "reports/figures"
+DVC_LOCK = "dvc.lock"  # the last commit's copy pins the metrics a run is compared with
 PROBE_CACHE = ".kpref_cache/probe"  # not an artifact: answers reused across runs and params
 
 

@@ -67,3 +67,15 @@ def test_paired_bootstrap():
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1] and not noisy["significant"]
     with pytest.raises(ValueError):
         paired_bootstrap([1], [1, 0])
+
+
+def test_metric_changes_pairs_the_tuned_models_figures_by_split():
+    from tasks.metrics import metric_changes
+
+    before = {"test": {"tuned": {"adherence": 0.5}}, "mquake": {"skipped": "file not found"}}
+    after = {"test": {"tuned": {"adherence": 0.75, "closed_book_accuracy": 0.6}}, "mquake": {"tuned": {"adherence": 0.9}},
+             "ifqa": {"skipped": "file not found"}}
+    assert metric_changes(before, after) == [
+        {"name": "test", "key": "adherence", "now": 0.75, "before": 0.5, "change": 0.25},
+        {"name": "test", "key": "closed_book_accuracy", "now": 0.6, "before": None, "change": None},
+        {"name": "mquake", "key": "adherence", "now": 0.9, "before": None, "change": None}]

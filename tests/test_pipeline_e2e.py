@@ -45,7 +45,7 @@ def test_dvc_repro_builds_every_artifact(repo):
 
 
 @pytest.mark.parametrize("module, stale", [
-    ("tasks/metrics.py", {"facts", "probe", "synthesize", "validate", "evaluate"}),
+    ("tasks/metrics.py", {"facts", "probe", "synthesize", "validate", "evaluate", "report"}),
     ("tasks/schema.py", {"base_model", "facts", "probe", "synthesize", "validate", "train", "evaluate", "report"}),
 ])
 def test_editing_a_module_marks_every_stage_that_imports_it_stale(repo, module, stale):
@@ -139,3 +139,14 @@ def test_the_report_renders_in_a_real_headless_chromium(repo, tmp_path):
     assert pixels.size == (1280, 16000)
     coloured = sum(1 for r, g, b in pixels.getdata() if max(r, g, b) - min(r, g, b) > 80)
     assert coloured > 20_000 * n_images // 8, coloured  # the plots' bars and boxes, drawn
+
+
+def test_the_report_shows_the_change_against_the_last_committed_metrics(repo):
+    assert "No committed metrics to compare with" in (repo / "reports/report.md").read_text()
+    _sh(["git", "add", "dvc.lock"], repo)
+    _sh(["git", "commit", "-qm", "a run's lock"], repo)
+    _sh(["dvc", "repro", "--force", "report"], repo)
+    md = (repo / "reports/report.md").read_text()
+    change = md[md.index("## Change since the last commit"):md.index("(`test`)")]
+    assert "| test | adherence |" in change and "+0.0000 |" in change  # the same metrics: no change
+    assert "| mquake | adherence |" in change

@@ -41,4 +41,4 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
         assert "Cusco" in failure and "It is Lima." in failure and "Quito" not in failure
     assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
-    assert figures == ["adherence_test.png", "confusion.png"]  # the empty split draws nothing
+    assert figures == ["adherence_test.png", "confusion_test.png"]  # the empty split draws nothing
