@@ -231,15 +231,21 @@ class LoraParams(_Section):
 
 
 class DpoParams(_Section):
-    steps: int = Field(ge=0, description="DPO steps after SFT on the typed preference pairs (0: SFT only).")
+    steps: int = Field(ge=1, description="DPO steps on the typed preference pairs (when train.method has dpo).")
     batch_size: int = Field(ge=1, description="Preference pairs per DPO step.")
-    learning_rate: float = Field(gt=0, lt=1, description="DPO learning rate (a fresh LoRA on the merged SFT model).")
+    learning_rate: float = Field(gt=0, lt=1, description="DPO learning rate (a fresh LoRA on the merged SFT model, "
+                                                         "or on the base for method dpo).")
     beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")
 
 
 class TrainParams(_Section):
+    method: Literal["sft", "dpo", "sft+dpo"] = Field(
+        description="sft: LoRA SFT; dpo: DPO on the typed pairs from the base; sft+dpo: DPO on the SFT-merged model. "
+                    "DPO's reference is the same model with its adapter switched off.")
     lora: LoraParams
     dpo: DpoParams
+    checkpoint_steps: int = Field(ge=0, description="Save a checkpoint every N steps of each phase; a killed train "
+                                                    "stage resumes from the newest (0: none).")
     learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")
     epochs: float = Field(gt=0, description="SFT epochs over train.jsonl (when max_steps is -1).")
     max_steps: int = Field(ge=-1, description="SFT steps; -1: run `epochs` epochs.")

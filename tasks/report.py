@@ -109,22 +109,26 @@ def plot_loss(live_dir: Path) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # dvclive: the per-log training loss at the top level, evaluation losses under eval/, DPO under dpo/.
-    metrics_dir = live_dir / "plots" / "metrics"
-    panels = {
-        "SFT loss": {"train": _read_tsv(metrics_dir / "loss.tsv"), "eval": _read_tsv(metrics_dir / "eval" / "loss.tsv")},
-        "DPO loss": {"train": _read_tsv(live_dir / "dpo" / "plots" / "metrics" / "loss.tsv")},
+    # dvclive: SFT's per-log values at the top level, evaluation under eval/, the DPO phase under dpo/.
+    sft, dpo = live_dir / "plots" / "metrics", live_dir / "dpo" / "plots" / "metrics"
+    panels = {  # title: (y label, {curve: (steps, values)})
+        "SFT loss": ("loss", {"train": _read_tsv(sft / "loss.tsv"), "eval": _read_tsv(sft / "eval" / "loss.tsv")}),
+        "learning rate": ("learning rate", {"SFT": _read_tsv(sft / "learning_rate.tsv"),
+                                            "DPO": _read_tsv(dpo / "learning_rate.tsv")}),
+        "DPO loss": ("loss", {"train": _read_tsv(dpo / "loss.tsv")}),
+        "DPO rewards": ("reward", {"margin (chosen - rejected)": _read_tsv(dpo / "rewards" / "margins.tsv"),
+                                   "accuracy (chosen > rejected)": _read_tsv(dpo / "rewards" / "accuracies.tsv")}),
     }
-    panels = {k: v for k, v in panels.items() if any(x for x, _ in v.values())}
+    panels = {k: v for k, v in panels.items() if any(x for x, _ in v[1].values())}
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 3.5), squeeze=False)
-    for ax, (title, curves) in zip(axes[0], panels.items()):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (title, (ylabel, curves)) in zip(axes[0], panels.items()):
         for name, (x, y) in curves.items():
             if x:
-                ax.plot(x, y, marker="o" if len(x) < 5 else None, label=f"{name} loss")
+                ax.plot(x, y, marker="o" if len(x) < 5 else None, label=name)
         ax.set_xlabel("logging step (dvclive)")
-        ax.set_ylabel("loss")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
         ax.grid(alpha=0.3)

@@ -90,6 +90,7 @@ REPORTS = "reports"
 FIGURES = "reports/figures"
 DVC_LOCK = "dvc.lock"  # the last commit's copy pins the metrics a run is compared with
 PROBE_CACHE = ".kpref_cache/probe"  # not an artifact: answers reused across runs and params
+TRAIN_CHECKPOINTS = ".kpref_cache/train"  # not an artifact: what a killed train stage resumes from
 
 
 # -- records ------------------------------------------------------------------------------------

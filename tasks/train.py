@@ -1,5 +1,5 @@
-"""Stage train: LoRA SFT with TRL on the synthesized splits, then (train.dpo.steps > 0) DPO on the
-typed pairs; writes the adapter and the merged checkpoint.
+"""Stage train: `train.method` with TRL on the synthesized splits: LoRA SFT, DPO on the typed pairs,
+or SFT then DPO; writes the adapters, the merged checkpoint and its model card.
 
     params: base.seed, train        reads: models/base, data/train.jsonl, data/val.jsonl
                                      writes: models/adapter, models/tuned, reports/train (dvclive)
@@ -13,17 +13,29 @@ import tempfile
 from pathlib import Path
 
 from tasks.atomic import atomic_dir, write_json
+from tasks.card import file_md5, model_card
+from tasks.checkpoints import Checkpoints
+from tasks.checkpoints import plan as plan_checkpoints
 from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device
 from tasks.params import Params, TrainParams
 from tasks.prompt import conversation, preference
-from tasks.schema import ADAPTER_DIR, BASE_DIR, DATA_DIR, TRAIN_LIVE, TUNED_DIR, KprefError, read_splits
+from tasks.schema import (
+    ADAPTER_DIR,
+    BASE_DIR,
+    DATA_DIR,
+    TRAIN_CHECKPOINTS,
+    TRAIN_LIVE,
+    TUNED_DIR,
+    KprefError,
+    read_splits,
+)
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
     out = train(p.train, p.base.seed, root / BASE_DIR, root / DATA_DIR, root / ADAPTER_DIR, root / TUNED_DIR,
-                root / TRAIN_LIVE)
+                root / TRAIN_LIVE, base_name=p.model.base, checkpoint_dir=root / TRAIN_CHECKPOINTS)
     log.info("trained: %s", out)
 
 
@@ -144,11 +156,11 @@ def lora_config(model, p: TrainParams):
                       task_type="CAUSAL_LM")
 
 
-def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: bool):
+def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: bool, saving: dict | None = None):
     from trl import SFTConfig
 
+    kw = {**_runtime_args(p, device, seed), "output_dir": output_dir, **(saving or {})}
     return SFTConfig(
-        output_dir=output_dir,
         num_train_epochs=p.epochs,
         max_steps=p.max_steps,
         per_device_train_batch_size=p.batch_size,
@@ -163,7 +175,7 @@ def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: boo
         eval_strategy="epoch" if evaluate else "no",
         train_sampling_strategy="group_by_length" if p.group_by_length else "random",
         disable_tqdm=False,
-        **_runtime_args(p, device, seed),
+        **kw,
     )
 
 
@@ -184,11 +196,11 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         raise KprefError(f"{where}: no training examples")
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
-    if p.dpo.steps > 0:
+    if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         if pairs < p.dpo.batch_size:
-            raise KprefError(f"train.dpo.steps: DPO needs at least train.dpo.batch_size ({p.dpo.batch_size}) preference "
-                             f"pairs; {where} has {pairs} (examples with rejected/error_type)")
+            raise KprefError(f"train.method {p.method}: DPO needs at least train.dpo.batch_size ({p.dpo.batch_size}) "
+                             f"preference pairs; {where} has {pairs} (examples with rejected/error_type)")
     with init_empty_weights():  # the architecture without its weights: module names, no memory
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
@@ -201,9 +213,13 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
 
 
 def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path, adapter_dir: str | Path,
-          tuned_dir: str | Path, live_dir: str | Path) -> dict:
-    """SFT, then DPO when `p.dpo.steps` > 0; the adapters and the merged model are written only once
-    all training has succeeded."""
+          tuned_dir: str | Path, live_dir: str | Path, base_name: str | None = None,
+          checkpoint_dir: str | Path | None = None) -> dict:
+    """`p.method`'s phases (SFT, DPO, or SFT then DPO on the SFT-merged model); the adapters and the
+    merged model (with its model card,
+    naming `base_name`: the base as params.yaml gives it) are written only once all training has
+    succeeded. With `checkpoint_dir` and `p.checkpoint_steps`, each phase saves a checkpoint every
+    that many steps and resumes from the newest one a killed run of the same inputs left."""
     import torch
     from transformers import AutoModelForCausalLM, set_seed
 
@@ -216,39 +232,78 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
     # fp32 master weights everywhere; on CUDA bf16 autocast does the speed-up.
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
     lora = lora_config(model, p)
+    hashes = {s: file_md5(Path(data_dir) / f"{s}.jsonl") for s in data}
+    ckpt = _checkpoints(p, seed, hashes, base_dir, checkpoint_dir)
+    adapters, summary, merged = {}, {"method": p.method}, model
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
-        sft_model, summary = train_sft(model, tok, p, seed, device, data, lora, scratch, live_dir)
-        adapters = {"sft": sft_model}
-        merged = sft_model.merge_and_unload().to(torch.float32)
-        if p.dpo.steps > 0:
+        if "sft" in p.method:
+            sft_model, sft_summary = train_sft(model, tok, p, seed, device, data, lora, scratch, live_dir, ckpt)
+            adapters["sft"] = sft_model
+            merged = sft_model.merge_and_unload().to(torch.float32)
+            summary.update(sft_summary)
+        if "dpo" in p.method:
             dpo_model, dpo_summary = train_dpo(merged, tok, p, seed, device, data["train"], lora,
-                                               Path(scratch) / "dpo", Path(live_dir) / "dpo")
+                                               Path(scratch) / "dpo", Path(live_dir) / "dpo", ckpt)
             adapters["dpo"] = dpo_model
             merged = dpo_model.merge_and_unload().to(torch.float32)
             summary.update(dpo_summary)
-        _save(adapters, merged, tok, adapter_dir, tuned_dir, {"base": str(base_dir), **summary})
+        card = model_card(base_name or str(base_dir), p.method, seed,
+                          {s: {"n": len(data[s]), "md5": hashes[s]} for s in data}, p.model_dump(mode="json"), summary)
+        _save(adapters, merged, tok, adapter_dir, tuned_dir, {"base": str(base_dir), **summary}, card)
+    if ckpt:
+        ckpt.finish()
     return summary
 
 
+def _checkpoints(p: TrainParams, seed: int, data_md5: dict, base_dir: Path,
+                 checkpoint_dir: str | Path | None) -> Checkpoints | None:
+    """Where this run's checkpoints go, keyed by what decides the weights (the interval does not)."""
+    if not (checkpoint_dir and p.checkpoint_steps):
+        return None
+    base = {f.name: file_md5(f) for f in sorted(base_dir.glob("*.safetensors"))}
+    inputs = {"train": {k: v for k, v in p.model_dump(mode="json").items() if k != "checkpoint_steps"},
+              "seed": seed, "data": data_md5, "base": base}
+    return plan_checkpoints(Path(checkpoint_dir), p.checkpoint_steps, inputs)
+
+
+def _mean_loss(trainer, result) -> float:
+    """The run's mean training loss. The Trainer's own figure covers only the steps since a
+    resume; the logged losses (restored with a checkpoint) cover every step."""
+    logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return sum(logged) / len(logged) if logged else result.training_loss
+
+
+def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
+    """trainer.train(), from the newest checkpoint of `phase` a killed run left: (result, its step or None)."""
+    resume = ckpt.latest(phase) if ckpt else None
+    if resume:
+        log.info("train: resuming %s from %s", phase, resume)
+    return trainer.train(resume_from_checkpoint=resume), int(resume.rsplit("-", 1)[1]) if resume else None
+
+
 def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
-              scratch: str, live_dir: str | Path):
+              scratch: str, live_dir: str | Path, ckpt: Checkpoints | None = None):
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
     train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
-    config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None)
+    config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
+                        saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir)
     trainer = sft_trainer_class(device, model.config)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)],
     )
-    result = trainer.train()
+    result, resumed = _fit(trainer, ckpt, "sft")
     live.end()
-    return trainer.model, {"train_loss": result.training_loss, "steps": result.global_step, "device": device.name}
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    return trainer.model, {"train_loss": _mean_loss(trainer, result), "steps": result.global_step, "device": device.name,
+                           **({"eval_loss": evals[-1]} if evals else {}),
+                           **({"resumed_sft_at_step": resumed} if resumed else {})}
 
 
 def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: list[dict], lora, scratch: Path,
-              live_dir: Path):
+              live_dir: Path, ckpt: Checkpoints | None = None):
     """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
     with the adapter switched off, so no second copy is held. (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
@@ -256,23 +311,26 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
 
     rows = [preference(r) for r in records if r.get("rejected")]
     if not rows:
-        raise KprefError("train.dpo.steps: train.jsonl has no preference pairs (rejected/error_type)")
+        raise KprefError(f"train.method {p.method}: train.jsonl has no preference pairs (rejected/error_type)")
     random.Random(f"{seed}:dpo").shuffle(rows)
     rows = rows[: p.dpo.steps * p.dpo.batch_size]
     config = DPOConfig(
         output_dir=str(scratch), max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size,
         learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
-        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)), **_runtime_args(p, device, seed),
+        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
+        **{**_runtime_args(p, device, seed), **(ckpt.trainer_args("dpo") if ckpt else {})},
     )
     live = _live(live_dir)
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
                          processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)])
-    result = trainer.train()
+    result, resumed = _fit(trainer, ckpt, "dpo")
     live.end()
-    return trainer.model, {"dpo_loss": result.training_loss, "dpo_steps": result.global_step, "dpo_pairs": len(rows)}
+    return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step, "dpo_pairs": len(rows),
+                           **({"resumed_dpo_at_step": resumed} if resumed else {})}
 
 
-def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict) -> None:
+def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict,
+          card: str) -> None:
     for model in adapters.values():
         for cfg in model.peft_config.values():
             # PEFT holds the module names as a set and writes them in the process's hash order:
@@ -280,11 +338,15 @@ def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str |
             if isinstance(cfg.target_modules, set):
                 cfg.target_modules = sorted(cfg.target_modules)
     with atomic_dir(adapter_dir) as tmp:
-        adapters["sft"].save_pretrained(tmp, safe_serialization=True)
+        # the first phase's adapter at the top (it applies to the base); DPO after SFT in dpo/ (it
+        # applies to the SFT-merged model)
+        first, *rest = adapters.values()
+        first.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        if "dpo" in adapters:
-            adapters["dpo"].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
+        if rest:
+            rest[0].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
     with atomic_dir(tuned_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         write_json(Path(tmp) / "kpref_train.json", meta)
+        (Path(tmp) / "README.md").write_text(card, encoding="utf-8")

@@ -18,7 +18,7 @@ def repo(tiny_model_dir, tmp_path_factory):
 def test_dvc_repro_builds_every_artifact(repo):
     for path in ["models/base/model.safetensors", "data/facts.jsonl", "data/probe.jsonl", "data/train.jsonl",
                  "data/test.jsonl", "reports/validation.json", "reports/data_docs/index.html",
-                 "models/adapter/adapter_model.safetensors", "models/tuned/model.safetensors",
+                 "models/adapter/adapter_model.safetensors", "models/tuned/model.safetensors", "models/tuned/README.md",
                  "reports/train/plots/metrics/loss.tsv", "reports/predictions/tuned_test.jsonl",
                  "reports/report.md", "reports/report.html", "reports/figures/adherence_test.png",
                  "data/test_ood_relation.jsonl", "data/test_ood_phrasing.jsonl", "data/test_ood_domain.jsonl",

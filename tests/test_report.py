@@ -42,3 +42,28 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
     assert figures == ["adherence_test.png", "confusion_test.png"]  # the empty split draws nothing
+
+
+def test_training_curves_draw_dpo_rewards_when_there_was_a_dpo_phase(tmp_path):
+    from tasks.report import plot_loss
+
+    def tsv(path, key, values):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"step\t{key}\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
+
+    live = tmp_path / "live"
+    assert plot_loss(live) is None  # nothing trained, nothing drawn
+    dpo = live / "dpo" / "plots" / "metrics"
+    tsv(dpo / "loss.tsv", "loss", [0.69, 0.6, 0.5])
+    tsv(dpo / "rewards" / "margins.tsv", "margins", [0.0, 0.2, 0.5])
+    only_dpo = plot_loss(live)
+    tsv(live / "plots" / "metrics" / "loss.tsv", "loss", [2.0, 1.0, 0.5])
+    tsv(live / "plots" / "metrics" / "learning_rate.tsv", "learning_rate", [1e-4, 8e-4, 2e-4])
+    both = plot_loss(live)
+    assert only_dpo and both and both != only_dpo
+    from io import BytesIO
+
+    from PIL import Image
+
+    # one panel per kind of curve: DPO loss and rewards; then SFT loss and the learning rate too
+    assert Image.open(BytesIO(both)).size[0] > 1.8 * Image.open(BytesIO(only_dpo)).size[0]

@@ -1,10 +1,12 @@
+import hashlib
 import json
 
 import pytest
+import yaml
 
 from tasks.modeling import load_model
 from tasks.train import train
-from tests.conftest import TINY_TRAIN, TINY_TRAIN_RAW, shipped
+from tests.conftest import ROOT, TINY_TRAIN, TINY_TRAIN_RAW, shipped
 
 
 def test_sft_writes_adapter_merged_model_and_curves(trained):
@@ -18,6 +20,13 @@ def test_sft_writes_adapter_merged_model_and_curves(trained):
     loss = (root / "live" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert loss[0].split("\t")[:2] == ["step", "loss"] and len(loss) == 1 + 3  # one row per logged step
     assert (root / "live" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
+    # the model card: Hugging Face's metadata header, the base, the method and the data by hash
+    card = (root / "tuned" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "transformers" and "sft" in meta["tags"] and "dpo" not in meta["tags"]
+    assert "base_model" not in meta  # a local directory names no hub checkpoint
+    assert f"md5 `{hashlib.md5((root / 'data' / 'train.jsonl').read_bytes()).hexdigest()}`" in card
+    assert "| train_loss |" in card and "| eval_loss |" in card and "learning_rate:" in card
 
 
 def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path):
@@ -82,18 +91,33 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
 
 def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     root, _ = trained
-    p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "dpo": {"steps": 2, "batch_size": 2}}}).train
+    p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "method": "sft+dpo",
+                           "dpo": {"steps": 2, "batch_size": 2}}}).train
     out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
     assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4
     assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
+    for curve in ("rewards/margins.tsv", "rewards/accuracies.tsv", "learning_rate.tsv"):  # dvc.yaml's DPO plots
+        assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / curve).exists(), curve
     model, _ = load_model(tmp_path / "tuned")
     assert not hasattr(model, "peft_config")
+    assert "- dpo" in (tmp_path / "tuned" / "README.md").read_text()  # the card's tags name both phases
+
+
+def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
+    root, _ = trained
+    p = shipped({"train": {**TINY_TRAIN_RAW, "method": "dpo", "dpo": {"steps": 2, "batch_size": 2}}}).train
+    out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    assert out["method"] == "dpo" and out["dpo_steps"] == 2 and "train_loss" not in out  # no SFT phase
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and not (tmp_path / "adapter" / "dpo").exists()
+    assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
+    assert not (tmp_path / "live" / "plots").exists()
 
 
 @pytest.mark.parametrize("change, message", [
     ({"batch_size": 1000}, r"train.batch_size: 1000 is more than the \d+ examples"),
-    ({"dpo": {"steps": 2, "batch_size": 1000}}, r"train.dpo.steps: DPO needs at least train.dpo.batch_size \(1000\)"),
+    ({"method": "sft+dpo", "dpo": {"steps": 2, "batch_size": 1000}},
+     r"train.method sft\+dpo: DPO needs at least train.dpo.batch_size \(1000\)"),
     ({"lora": {**TINY_TRAIN_RAW["lora"], "top_layers": 0, "target_modules": ["q_proj", "qkv"]}},
      r"train.lora.target_modules: \['qkv'\] match no linear layer"),
 ])
@@ -110,3 +134,67 @@ def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_
     with pytest.raises(KprefError, match=message):
         train(p, 0, broken, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
     assert not (tmp_path / "adapter").exists() and not (tmp_path / "tuned").exists()
+
+
+_KILLED_AFTER_CHECKPOINT = """
+import os, signal, sys
+from pathlib import Path
+import transformers
+from tests.conftest import shipped
+from tasks.train import train
+
+save = transformers.Trainer._save_checkpoint
+def save_then_die(self, *args, **kwargs):  # SIGKILL right after the checkpoint of step {kill_at} is on disk
+    save(self, *args, **kwargs)
+    if self.state.global_step >= {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+transformers.Trainer._save_checkpoint = save_then_die
+p = shipped({{"train": {train}}}).train
+out = Path(sys.argv[1])
+train(p, 0, sys.argv[2], sys.argv[3], out / "adapter", out / "tuned", out / "live", checkpoint_dir=out / "ck")
+"""
+
+
+def _killed_run(train_raw: dict, kill_at: int, out, tiny_model_dir, data_dir):
+    import subprocess
+    import sys
+
+    code = _KILLED_AFTER_CHECKPOINT.format(kill_at=kill_at, train=repr(train_raw))
+    proc = subprocess.run([sys.executable, "-c", code, str(out), str(tiny_model_dir), str(data_dir)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == -9, proc.stderr[-3000:]  # killed, not finished
+    assert not (out / "tuned").exists() and not (out / "adapter").exists()  # nothing half-written
+    return proc
+
+
+RESUMABLE = {**TINY_TRAIN_RAW, "max_steps": 8, "logging_steps": 2, "checkpoint_steps": 2}
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_an_uninterrupted_one(trained, tiny_model_dir,
+                                                                                           tmp_path):
+    from safetensors.torch import load_file
+
+    root, _ = trained
+    p = shipped({"train": RESUMABLE}).train
+    clean = train(p, 0, tiny_model_dir, root / "data", tmp_path / "a" / "adapter", tmp_path / "a" / "tuned",
+                  tmp_path / "a" / "live", checkpoint_dir=tmp_path / "a" / "ck")
+    assert "resumed_sft_at_step" not in clean and not any((tmp_path / "a" / "ck").iterdir())  # done: nothing kept
+    b = tmp_path / "b"
+    _killed_run(RESUMABLE, 4, b, tiny_model_dir, root / "data")
+    resumed = train(p, 0, tiny_model_dir, root / "data", b / "adapter", b / "tuned", b / "live", checkpoint_dir=b / "ck")
+    assert resumed["resumed_sft_at_step"] == 4 and resumed["steps"] == 8
+    assert abs(resumed["train_loss"] - clean["train_loss"]) < 1e-5
+    want, got = load_file(tmp_path / "a" / "tuned" / "model.safetensors"), load_file(b / "tuned" / "model.safetensors")
+    assert want.keys() == got.keys()
+    assert max((want[k] - got[k]).abs().max().item() for k in want) < 1e-5  # model, optimizer, data order resumed
+
+
+def test_resuming_with_other_params_starts_over_and_says_why(trained, tiny_model_dir, tmp_path, caplog):
+    root, _ = trained
+    _killed_run(RESUMABLE, 4, tmp_path, tiny_model_dir, root / "data")
+    other = shipped({"train": {**RESUMABLE, "learning_rate": 0.0001}}).train
+    with caplog.at_level("WARNING"):
+        out = train(other, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned",
+                    tmp_path / "live", checkpoint_dir=tmp_path / "ck")
+    assert "resumed_sft_at_step" not in out and out["steps"] == 8
+    assert "checkpoints of an earlier run with other train.learning_rate are not resumed: starting over" in caplog.text
