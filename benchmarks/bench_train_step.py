@@ -1,16 +1,21 @@
-"""Seconds per SFT step: TRL's own SFTTrainer against kpref's completion-head trainer.
+"""Seconds per SFT step and tokens/s: TRL's own SFTTrainer, kpref's completion-head trainer (what
+the train stage runs on the CPU), and a bare PyTorch loop over the same batches.
 
     python benchmarks/bench_train_step.py [--steps 16] [--rounds 2]
 
-Both train the real base model (models/base) on the first examples of data/train.jsonl with
+All train the real base model (models/base) on the first examples of data/train.jsonl with
 the pipeline's own SFT and LoRA settings (params.yaml `train`, cut to --steps), alternating
-(TRL, kpref, TRL, ...) so that drift in the machine's speed falls on both. Prints s/step per
-run, the ratio, and the training loss of each (the two compute the same loss; the losses
-should agree to a few parts in 10^3 under bf16). Needs a finished `dvc repro` (models/base, data/train.jsonl).
+(TRL, kpref, bare, TRL, ...) so that drift in the machine's speed falls on each. The bare loop
+takes the kpref trainer's own batches and LoRA model and does only forward (the completion
+head), backward, gradient clipping, AdamW and the cosine schedule: what the Trainer machinery
+costs is the difference (target: kpref at least 0.9x the bare loop's tokens/s). Prints s/step,
+tokens/s and the training loss of each (the losses should agree to a few parts in 10^3 under
+bf16). Needs a finished `dvc repro` (models/base, data/train.jsonl).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -21,7 +26,37 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def run(kind: str, steps: int) -> tuple[float, float]:
+def bare_loop(trainer, p, device, steps: int) -> tuple[float, float, int]:
+    """The same batches and LoRA model as `trainer`, trained by hand: (s/step, mean loss, tokens)."""
+    from contextlib import nullcontext
+
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from tasks.train import completion_logits
+
+    model = trainer.model
+    model.train()
+    batches = [b for _, b in zip(range(steps), trainer.get_train_dataloader())]
+    params = [w for w in model.parameters() if w.requires_grad]
+    opt = torch.optim.AdamW(params, lr=p.learning_rate, weight_decay=p.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, math.ceil(p.warmup_ratio * steps), steps)  # as the Trainer rounds
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if device.bf16 else nullcontext
+    t, losses = time.perf_counter(), []
+    for batch in batches:
+        logits, target = completion_logits(model, batch, autocast)
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    return (time.perf_counter() - t) / len(batches), sum(losses) / len(losses), tokens
+
+
+def run(kind: str, steps: int) -> tuple[float, float, int]:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
@@ -46,9 +81,12 @@ def run(kind: str, steps: int) -> tuple[float, float]:
         # the pipeline's own SFT and LoRA settings (train.*), cut to `steps`
         trainer = cls(model=model, args=sft_config(p, scratch, device, params.base.seed, evaluate=False),
                       train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora_config(model, p))
+        tokens = sum(int(b["attention_mask"].sum()) for _, b in zip(range(steps), trainer.get_train_dataloader()))
+        if kind == "bare":
+            return bare_loop(trainer, p, device, steps)
         t = time.perf_counter()
         result = trainer.train()
-        return (time.perf_counter() - t) / result.global_step, result.training_loss
+        return (time.perf_counter() - t) / result.global_step, result.training_loss, tokens
 
 
 def main() -> None:
@@ -56,14 +94,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    times: dict[str, list[float]] = {"trl": [], "kpref": []}
+    times: dict[str, list[float]] = {"trl": [], "kpref": [], "bare": []}
     for r in range(args.rounds):
         for kind in times:
-            s, loss = run(kind, args.steps)
+            s, loss, tokens = run(kind, args.steps)
             times[kind].append(s)
-            print(f"round {r + 1} {kind:5s}: {s:.3f} s/step over {args.steps} steps, train loss {loss:.4f}", flush=True)
-    trl, ours = statistics.median(times["trl"]), statistics.median(times["kpref"])
-    print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}; kpref is {trl / ours:.2f}x TRL's speed")
+            print(f"round {r + 1} {kind:5s}: {s:.3f} s/step, {tokens / (s * args.steps):.0f} tokens/s over "
+                  f"{args.steps} steps, loss {loss:.4f}", flush=True)
+    trl, ours, bare = (statistics.median(times[k]) for k in ("trl", "kpref", "bare"))
+    print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}, bare loop {bare:.3f}; kpref is {trl / ours:.2f}x TRL's "
+          f"speed and {bare / ours:.2f}x the bare loop's tokens/s (same batches; target >= 0.9x)")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
 
 It builds a SmolLM2-135M-shaped model with random weights from the carried config and the
 real tokenizer (the real weights are too large to carry), then runs the kpref train stage
-(must pick CUDA + bf16) and the evaluate stage on the real synthesized splits, and times
-both against the same work forced onto the CPU. Random weights: the adherence figures are
-meaningless; device choice, dtype, artifacts and speed are what it checks.
+with SFT then DPO (must pick CUDA + bf16) and the evaluate stage on the real synthesized
+splits, and times SFT against the same work forced onto the CPU. It prints the card, tokens/s
+of each phase, the peak GPU memory and whether the model card was written. Random weights: the
+adherence figures are meaningless; device choice, dtype, artifacts and speed are what it checks.
 """
 from __future__ import annotations
 
@@ -18,12 +19,17 @@ import time
 from pathlib import Path
 
 
+def _last(tsv: Path) -> float | None:
+    return float(tsv.read_text().splitlines()[-1].split("\t")[-1]) if tsv.exists() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data")
     ap.add_argument("--base-config", default="models/base")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--cpu-steps", type=int, default=4)
+    ap.add_argument("--dpo-steps", type=int, default=20)
     ap.add_argument("--work", default="/tmp/kpref-gpu")
     args = ap.parse_args()
 
@@ -33,6 +39,7 @@ def main() -> None:
     from tasks.evaluate import evaluate_stage
     from tasks.modeling import load_model, pick_device
     from tasks.params import TrainParams, load_params
+    from tasks.prompt import conversation
     from tasks.schema import SPLITS
     from tasks.train import train
 
@@ -63,13 +70,31 @@ def main() -> None:
         "picked_dtype": str(dev.dtype),
     }
     params = load_params(params_path).train
+    tok = AutoTokenizer.from_pretrained(base)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    # tokens a step sees: the mean rendered example (prompt + completion) times the batch
+    texts = [tok.apply_chat_template(conversation(r)["prompt"] + conversation(r)["completion"], tokenize=False)
+             for r in rows[:200]]
+    per_example = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts) / len(texts)
     runs = {}
-    for name, device, steps in (("cuda", "auto", args.steps), ("cpu", "cpu", args.cpu_steps)):
-        p = TrainParams.model_validate({**params.model_dump(), "max_steps": steps, "device": device})
+    for name, device, steps, method in (("cuda", "auto", args.steps, "sft+dpo"),
+                                        ("cpu", "cpu", args.cpu_steps, "sft")):
+        p = TrainParams.model_validate({**params.model_dump(), "max_steps": steps, "device": device, "method": method,
+                                        "dpo": {**params.dpo.model_dump(), "steps": args.dpo_steps}})
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
-        res = train(p, 42, base, data, work / f"adapter_{name}", work / f"tuned_{name}", work / f"live_{name}")
-        wall = time.perf_counter() - t
-        runs[name] = {**res, "wall_s": round(wall, 1), "s_per_step": round(wall / steps, 3)}
+        live = work / f"live_{name}"
+        res = train(p, 42, base, data, work / f"adapter_{name}", work / f"tuned_{name}", live)
+        # each phase's own time, as its Trainer logged it (dvclive's train/runtime)
+        sft_s, dpo_s = (_last(d / "plots/metrics/train/runtime.tsv") for d in (live, live / "dpo"))
+        runs[name] = {**res, "wall_s": round(time.perf_counter() - t, 1), "s_per_step": round(sft_s / steps, 3),
+                      "sft_tokens_per_s": round(per_example * p.batch_size * steps / sft_s, 1),
+                      "model_card": (work / f"tuned_{name}" / "README.md").exists()}
+        if dpo_s:  # a pair is a chosen and a rejected sequence
+            runs[name]["dpo_tokens_per_s"] = round(2 * per_example * p.dpo.batch_size * args.dpo_steps / dpo_s, 1)
+        if name == "cuda" and torch.cuda.is_available():
+            runs[name]["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     out["train"] = runs
     out["train_speedup_per_step"] = round(runs["cpu"]["s_per_step"] / runs["cuda"]["s_per_step"], 1)
     m, _ = load_model(work / "tuned_cuda")

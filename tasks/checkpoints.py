@@ -52,12 +52,14 @@ class Checkpoints:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def plan(root: Path, every: int, identity: dict) -> Checkpoints:
+def plan(root: Path, every: int, identity: dict, main: bool = True) -> Checkpoints:
     """This run's checkpoint folder under `root`; another run's, of other inputs, is removed with a
-    log line naming what changed."""
+    log line naming what changed (by the main process: the others only find the folder)."""
     flat = flatten(identity)
     key = hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
     run_dir = root / key
+    if not main:
+        return Checkpoints(run_dir, every)
     for other in sorted(p for p in root.glob("*") if p.is_dir() and p != run_dir):
         try:
             before = json.loads((other / "identity.json").read_text())

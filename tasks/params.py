@@ -258,6 +258,10 @@ class TrainParams(_Section):
     group_by_length: bool = Field(description="Batch examples of like length: less padding, faster steps.")
     gradient_checkpointing: bool = Field(description="Recompute activations in backward: less memory, slower.")
     device: Literal["auto", "cpu", "cuda"] = Field(description="auto: CUDA when present, else CPU.")
+    num_processes: int = Field(ge=1, description="Data-parallel processes (accelerate on GPUs, torchrun + gloo on "
+                                                 "CPU); the effective batch stays train.batch_size.")
+    accelerate_config: str | None = Field(description="An accelerate config file (e.g. DeepSpeed ZeRO-2), relative "
+                                                      "to the project root: the stage runs under `accelerate launch`.")
     precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
 
 

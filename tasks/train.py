@@ -16,6 +16,7 @@ from tasks.atomic import atomic_dir, write_json
 from tasks.card import file_md5, model_card
 from tasks.checkpoints import Checkpoints
 from tasks.checkpoints import plan as plan_checkpoints
+from tasks.launch import is_main, launched, relaunch, world_size
 from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device
 from tasks.params import Params, TrainParams
 from tasks.prompt import conversation, preference
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
+    t = p.train
+    if (t.num_processes > 1 or t.accelerate_config) and not launched():
+        # the plan checked once, here, before any process starts or any weights load
+        check_plan(t, check_checkpoint_dir(root / BASE_DIR), read_splits(root / DATA_DIR, ("train",))["train"],
+                   root / DATA_DIR / "train.jsonl")
+        relaunch(p, root, pick_device(t.device, t.precision).name)
+        return
     out = train(p.train, p.base.seed, root / BASE_DIR, root / DATA_DIR, root / ADAPTER_DIR, root / TUNED_DIR,
                 root / TRAIN_LIVE, base_name=p.model.base, checkpoint_dir=root / TRAIN_CHECKPOINTS)
     log.info("trained: %s", out)
@@ -142,10 +150,14 @@ def completion_head_trainer():
 
 
 def sft_trainer_class(device, config):
-    """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does."""
+    """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
+    one process (it calls the backbone directly, past DistributedDataParallel's gradient sync)."""
+    import os
+
     from trl import SFTTrainer
 
-    return completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) else SFTTrainer
+    one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    return completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) and one_process else SFTTrainer
 
 
 def lora_config(model, p: TrainParams):
@@ -163,8 +175,8 @@ def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: boo
     return SFTConfig(
         num_train_epochs=p.epochs,
         max_steps=p.max_steps,
-        per_device_train_batch_size=p.batch_size,
-        per_device_eval_batch_size=p.batch_size,
+        per_device_train_batch_size=p.batch_size // world_size(),  # the effective batch whatever the processes
+        per_device_eval_batch_size=p.batch_size // world_size(),
         gradient_accumulation_steps=p.grad_accum,
         learning_rate=p.learning_rate,
         lr_scheduler_type="cosine",
@@ -194,6 +206,7 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
 
     if not records:
         raise KprefError(f"{where}: no training examples")
+    _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
     if "dpo" in p.method:
@@ -210,6 +223,26 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         if unknown:
             raise KprefError(f"train.lora.target_modules: {unknown} match no linear layer of {base_dir} "
                              f"(it has {sorted(linear)})")
+
+
+def _check_processes(p: TrainParams) -> None:
+    """More processes than devices, or batches that do not split evenly over them."""
+    import os
+
+    import torch
+
+    n = p.num_processes
+    if n == 1:
+        return
+    device = pick_device(p.device, p.precision).name
+    devices = torch.cuda.device_count() if device == "cuda" else os.cpu_count() or 1
+    if n > devices:
+        raise KprefError(f"train.num_processes: {n} processes, but this machine has {devices} "
+                         f"{'GPUs' if device == 'cuda' else 'CPU cores'}")
+    for key, size in (("train.batch_size", p.batch_size), ("train.dpo.batch_size", p.dpo.batch_size)):
+        if size % n:
+            raise KprefError(f"{key}: {size} does not split over train.num_processes {n}: the effective batch "
+                             f"(per process x processes x accumulation) is kept at {key}")
 
 
 def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path, adapter_dir: str | Path,
@@ -234,7 +267,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
     lora = lora_config(model, p)
     hashes = {s: file_md5(Path(data_dir) / f"{s}.jsonl") for s in data}
     ckpt = _checkpoints(p, seed, hashes, base_dir, checkpoint_dir)
-    adapters, summary, merged = {}, {"method": p.method}, model
+    adapters, summary, merged = {}, {"method": p.method, "processes": world_size()}, model
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
         if "sft" in p.method:
             sft_model, sft_summary = train_sft(model, tok, p, seed, device, data, lora, scratch, live_dir, ckpt)
@@ -249,8 +282,9 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
             summary.update(dpo_summary)
         card = model_card(base_name or str(base_dir), p.method, seed,
                           {s: {"n": len(data[s]), "md5": hashes[s]} for s in data}, p.model_dump(mode="json"), summary)
-        _save(adapters, merged, tok, adapter_dir, tuned_dir, {"base": str(base_dir), **summary}, card)
-    if ckpt:
+        if is_main():  # the other processes hold the same weights
+            _save(adapters, merged, tok, adapter_dir, tuned_dir, {"base": str(base_dir), **summary}, card)
+    if ckpt and is_main():
         ckpt.finish()
     return summary
 
@@ -263,7 +297,7 @@ def _checkpoints(p: TrainParams, seed: int, data_md5: dict, base_dir: Path,
     base = {f.name: file_md5(f) for f in sorted(base_dir.glob("*.safetensors"))}
     inputs = {"train": {k: v for k, v in p.model_dump(mode="json").items() if k != "checkpoint_steps"},
               "seed": seed, "data": data_md5, "base": base}
-    return plan_checkpoints(Path(checkpoint_dir), p.checkpoint_steps, inputs)
+    return plan_checkpoints(Path(checkpoint_dir), p.checkpoint_steps, inputs, main=is_main())
 
 
 def _mean_loss(trainer, result) -> float:
@@ -289,15 +323,17 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
     train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
-    live = _live(live_dir)
+    live = _live(live_dir) if is_main() else None  # one process logs
     trainer = sft_trainer_class(device, model.config)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
-        peft_config=lora, callbacks=[DVCLiveCallback(live=live)],
+        peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )
     result, resumed = _fit(trainer, ckpt, "sft")
-    live.end()
+    if live:
+        live.end()
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-    return trainer.model, {"train_loss": _mean_loss(trainer, result), "steps": result.global_step, "device": device.name,
+    return trainer.model, {"train_loss": _mean_loss(trainer, result), "steps": result.global_step,
+                           "device": device.name,
                            **({"eval_loss": evals[-1]} if evals else {}),
                            **({"resumed_sft_at_step": resumed} if resumed else {})}
 
@@ -315,17 +351,19 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
     random.Random(f"{seed}:dpo").shuffle(rows)
     rows = rows[: p.dpo.steps * p.dpo.batch_size]
     config = DPOConfig(
-        output_dir=str(scratch), max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size,
+        output_dir=str(scratch), max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size // world_size(),
         learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
         logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
         **{**_runtime_args(p, device, seed), **(ckpt.trainer_args("dpo") if ckpt else {})},
     )
-    live = _live(live_dir)
+    live = _live(live_dir) if is_main() else None
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
-                         processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)])
+                         processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [])
     result, resumed = _fit(trainer, ckpt, "dpo")
-    live.end()
-    return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step, "dpo_pairs": len(rows),
+    if live:
+        live.end()
+    return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step,
+                           "dpo_pairs": len(rows),
                            **({"resumed_dpo_at_step": resumed} if resumed else {})}
 
 

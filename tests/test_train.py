@@ -6,7 +6,7 @@ import yaml
 
 from tasks.modeling import load_model
 from tasks.train import train
-from tests.conftest import ROOT, TINY_TRAIN, TINY_TRAIN_RAW, shipped
+from tests.conftest import ROOT, TINY_TRAIN, TINY_TRAIN_RAW, shipped, shipped_raw
 
 
 def test_sft_writes_adapter_merged_model_and_curves(trained):
@@ -120,6 +120,8 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
      r"train.method sft\+dpo: DPO needs at least train.dpo.batch_size \(1000\)"),
     ({"lora": {**TINY_TRAIN_RAW["lora"], "top_layers": 0, "target_modules": ["q_proj", "qkv"]}},
      r"train.lora.target_modules: \['qkv'\] match no linear layer"),
+    ({"num_processes": 4096}, r"train.num_processes: 4096 processes, but this machine has \d+ CPU cores"),
+    ({"num_processes": 2, "batch_size": 3}, r"train.batch_size: 3 does not split over train.num_processes 2"),
 ])
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
@@ -198,3 +200,48 @@ def test_resuming_with_other_params_starts_over_and_says_why(trained, tiny_model
                     tmp_path / "live", checkpoint_dir=tmp_path / "ck")
     assert "resumed_sft_at_step" not in out and out["steps"] == 8
     assert "checkpoints of an earlier run with other train.learning_rate are not resumed: starting over" in caplog.text
+
+
+def _project(root, tiny_model_dir, data_dir, train_raw: dict):
+    """A project root the train stage runs in: dvc.yaml, params.yaml, models/base, data/."""
+    import shutil
+
+    root.mkdir(parents=True)
+    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(tiny_model_dir, root / "models" / "base")
+    (root / "data").mkdir()
+    for split in ("train", "val"):
+        shutil.copy(data_dir / f"{split}.jsonl", root / "data" / f"{split}.jsonl")
+    raw = shipped_raw({"model": {"base": str(root / "models" / "base")}, "train": train_raw})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    from tasks.params import load_params
+
+    return load_params(root / "params.yaml")
+
+
+@pytest.mark.e2e
+def test_two_gloo_processes_train_what_one_process_trains(trained, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from tasks.train import run
+
+    root, _ = trained
+    raw = {**TINY_TRAIN_RAW, "max_steps": 4, "batch_size": 4, "group_by_length": False}
+    run(_project(tmp_path / "one", tiny_model_dir, root / "data", raw), tmp_path / "one")
+    run(_project(tmp_path / "two", tiny_model_dir, root / "data", {**raw, "num_processes": 2}), tmp_path / "two")
+    one, two = (json.loads((tmp_path / n / "models/tuned/kpref_train.json").read_text()) for n in ("one", "two"))
+    assert one["processes"] == 1 and two["processes"] == 2  # two processes really trained (world size 2)
+    assert one["steps"] == two["steps"] == 4
+    # the same batches (two halves of each batch of 4): the same loss at every step, to float noise
+    curves = [[float(line.split("\t")[1]) for line in (tmp_path / n / "reports/train/plots/metrics/loss.tsv")
+               .read_text().splitlines()[1:]] for n in ("one", "two")]
+    assert len(curves[0]) == 4 and max(abs(a - b) for a, b in zip(*curves)) < 2e-4
+    assert abs(one["eval_loss"] - two["eval_loss"]) < 5e-3
+    # the weights moved the same way; Adam turns float noise in near-zero gradients into whole steps,
+    # so the difference is measured against the update, not entry by entry
+    import torch
+
+    base = load_file(tmp_path / "one" / "models/base/model.safetensors")
+    want, got = (load_file(tmp_path / n / "models/tuned/model.safetensors") for n in ("one", "two"))
+    moved = [torch.cat([(w[k] - base[k]).flatten() for k in base]) for w in (want, got)]
+    assert torch.nn.functional.cosine_similarity(*moved, dim=0).item() > 0.95
