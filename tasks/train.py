@@ -350,11 +350,13 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
         raise KprefError(f"train.method {p.method}: train.jsonl has no preference pairs (rejected/error_type)")
     random.Random(f"{seed}:dpo").shuffle(rows)
     rows = rows[: p.dpo.steps * p.dpo.batch_size]
+    # checkpointing replaces the scratch output_dir and the "no" save strategy
+    saving = {**_runtime_args(p, device, seed), "output_dir": str(scratch),
+              **(ckpt.trainer_args("dpo") if ckpt else {})}
     config = DPOConfig(
-        output_dir=str(scratch), max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size // world_size(),
+        max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size // world_size(),
         learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
-        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
-        **{**_runtime_args(p, device, seed), **(ckpt.trainer_args("dpo") if ckpt else {})},
+        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)), **saving,
     )
     live = _live(live_dir) if is_main() else None
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),

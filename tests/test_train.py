@@ -91,9 +91,12 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
 
 def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     root, _ = trained
-    p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "method": "sft+dpo",
+    p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "method": "sft+dpo", "checkpoint_steps": 1,
                            "dpo": {"steps": 2, "batch_size": 2}}}).train
-    out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    # with checkpoints, as the stage runs it: both phases save them, and they go once the model is saved
+    out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live",
+                checkpoint_dir=tmp_path / "ck")
+    assert not any((tmp_path / "ck").iterdir())
     assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4
     assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
@@ -183,7 +186,8 @@ def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_an_unint
     assert "resumed_sft_at_step" not in clean and not any((tmp_path / "a" / "ck").iterdir())  # done: nothing kept
     b = tmp_path / "b"
     _killed_run(RESUMABLE, 4, b, tiny_model_dir, root / "data")
-    resumed = train(p, 0, tiny_model_dir, root / "data", b / "adapter", b / "tuned", b / "live", checkpoint_dir=b / "ck")
+    resumed = train(p, 0, tiny_model_dir, root / "data", b / "adapter", b / "tuned", b / "live",
+                    checkpoint_dir=b / "ck")
     assert resumed["resumed_sft_at_step"] == 4 and resumed["steps"] == 8
     assert abs(resumed["train_loss"] - clean["train_loss"]) < 1e-5
     want, got = load_file(tmp_path / "a" / "tuned" / "model.safetensors"), load_file(b / "tuned" / "model.safetensors")
