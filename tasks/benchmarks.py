@@ -227,7 +227,7 @@ def _clean(context: str) -> str:
 
 
 def load_mrqa(path: Path, max_items: int | None) -> list[EvalItem]:
-    questions = []  # (where, qid, question, answers, detected spans, context, record line)
+    questions = []  # (qid, question, answers, detected spans, context, record line)
     for n, rec in _mrqa_records(path):
         where = f"{path}:{n}"
         context = _field(rec, "context", str, where)

@@ -3,9 +3,10 @@
     params: evaluate        reads: models/base, models/tuned, data/test*.jsonl, inputs/benchmarks/
                             writes: reports/metrics.json, reports/predictions/, reports/plots/adherence.csv
 
-`evaluate_items` is the one evaluation: the DVC stage runs it for base and tuned models on
-every test split and every benchmark params.yaml lists (tasks/benchmarks.py turns each into
-the same items); `kpref evaluate` runs it on a user's JSONL file or one benchmark file.
+`tasks/predict.py` answers every item one way and `summarize` scores it: the DVC stage does
+both for base and tuned models on every test split and every benchmark params.yaml lists
+(tasks/benchmarks.py turns each into the same items), in shards (tasks/shards.py);
+`evaluate_items` does both for `kpref evaluate` on a user's JSONL file or one benchmark file.
 """
 from __future__ import annotations
 

@@ -79,6 +79,15 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     return [round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4)]
 
 
+def _percentiles(x, n_boot: int, seed: int) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of x's mean over `n_boot` seeded resamples of its entries."""
+    import numpy as np
+
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def bootstrap_interval(flags: Sequence[float], n_boot: int = 2000, seed: int = 0) -> list[float] | None:
     """95% percentile interval of a mean from resampling its questions (seeded: same answers,
     same interval): how far a rate on a few hundred questions may be from the model's own."""
@@ -86,10 +95,8 @@ def bootstrap_interval(flags: Sequence[float], n_boot: int = 2000, seed: int = 0
 
     if not len(flags):
         return None
-    x = np.asarray(flags, dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
-    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    lo, hi = _percentiles(np.asarray(flags, dtype=float), n_boot, seed)
+    return [round(lo, 4), round(hi, 4)]
 
 
 def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict:
@@ -101,9 +108,8 @@ def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: in
     if len(before) != len(after) or not before:
         raise ValueError("paired_bootstrap needs two equally long, non-empty samples")
     diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
-    lo, hi = np.percentile(diff[idx].mean(axis=1), [2.5, 97.5])
-    return {"delta": round(float(diff.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+    lo, hi = _percentiles(diff, n_boot, seed)
+    return {"delta": round(float(diff.mean()), 4), "ci95": [round(lo, 4), round(hi, 4)],
             "significant": bool(lo > 0 or hi < 0), "n": len(diff)}
 
 
@@ -144,7 +150,7 @@ def metric_changes(before: dict, after: dict, keys: Sequence[str] = HEADLINES) -
     rows = []
     for name, models in after.items():
         for key in keys:
-            new = models.get("tuned", {}).get(key) if isinstance(models, dict) else None
+            new = models.get("tuned", {}).get(key)
             if new is None:
                 continue
             old = before.get(name, {}).get("tuned", {}).get(key)

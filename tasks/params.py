@@ -13,7 +13,7 @@ from typing import Iterator, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.schema import SETTINGS, SPLITS, KprefError
+from tasks.schema import NOT_MODELS, SETTINGS, SPLITS, KprefError
 
 Precision = Literal["auto", "fp32", "bf16"]
 _PRECISION = ("auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (there bf16 matmuls ran 2.3-4.5x fp32), "
@@ -291,7 +291,7 @@ class EvaluateParams(_Section):
     @field_validator("benchmarks")
     @classmethod
     def _names_are_not_splits(cls, v: dict[str, BenchmarkFile]) -> dict[str, BenchmarkFile]:
-        clash = sorted(set(v) & {*SPLITS, "delta", "skipped"})
+        clash = sorted(set(v) & {*SPLITS, *NOT_MODELS})
         if clash:
             raise ValueError(f"benchmark names {clash} are taken by the synthesized splits or metrics.json")
         return v

@@ -224,6 +224,11 @@ SPLIT_TITLES = {
 }
 
 
+def display_name(name: str) -> str:
+    """A split's or benchmark's name as the report shows it."""
+    return SPLIT_TITLES.get(name, f"benchmark {name}")
+
+
 def _split_order(split: str) -> tuple[int, str]:
     return (TEST_SPLITS.index(split) if split in TEST_SPLITS else len(TEST_SPLITS), split)
 
@@ -237,7 +242,7 @@ def headlines(metrics: dict) -> list[dict]:
         if "delta" not in m:
             continue
         tuned, base, d = m["tuned"], m["base"], m["delta"]
-        rows.append({"split": split, "title": SPLIT_TITLES.get(split, f"benchmark {split}"),
+        rows.append({"split": split, "title": display_name(split),
                      "adherence": tuned["adherence"], "adherence_base": base["adherence"],
                      "retention": d.get("closed_book_retention"),
                      "retention_ci95": d.get("closed_book_retention_ci95"),
@@ -275,12 +280,11 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
     # the synthesized splits in their order, then the benchmarks by name
     splits = sorted((s for s in metrics if metrics[s] and "skipped" not in metrics[s]), key=_split_order)
     figs: dict[str, bytes | None] = {
-        f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {SPLIT_TITLES.get(s, s)}") for s in splits
+        f"adherence_{s}": plot_adherence(metrics[s], f"Adherence per setting: {display_name(s)}") for s in splits
     }
     figs["loss"] = plot_loss(Path(live_dir))
     for s in splits:
-        title = SPLIT_TITLES.get(s, f"benchmark {s}")
-        figs[f"confusion_{s}"] = plot_confusion(metrics[s], f"Which source did the answer come from? {title}")
+        figs[f"confusion_{s}"] = plot_confusion(metrics[s], f"Which source did the answer come from? {display_name(s)}")
     figs["confidence_gain"] = plot_confidence_gain(Path(predictions_dir))
     figs = {k: v for k, v in figs.items() if v}
     figures_dir = Path(figures_dir)
@@ -291,7 +295,7 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
     for s in splits:
         models = [m for m in metrics[s] if m not in NOT_MODELS]
         sections.append({
-            "split": s, "title": SPLIT_TITLES.get(s, f"benchmark {s}"), "metrics": metrics[s], "models": models,
+            "split": s, "title": display_name(s), "metrics": metrics[s], "models": models,
             "rows": setting_rows(metrics[s], models),
             "case_rows": setting_rows(metrics[s], models, "case_adherence_by_setting", "case_by_setting"),
         })

@@ -70,9 +70,11 @@ def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str
     return names
 
 
-def _runtime_args(p: TrainParams, device, seed: int) -> dict:
-    """What SFT and DPO runs share: the device, seeding, and that kpref (not the trainer) saves and logs."""
+def _runtime_args(p: TrainParams, device, seed: int, output_dir: str, saving: dict | None = None) -> dict:
+    """What SFT and DPO runs share: the device, seeding, and that kpref (not the trainer) saves and
+    logs; `saving` (Checkpoints.trainer_args) turns checkpoints on in place of the scratch dir."""
     return {
+        "output_dir": output_dir,
         "save_strategy": "no",
         "report_to": "none",  # dvclive is attached as a callback with our own settings
         "bf16": device.bf16,
@@ -80,6 +82,7 @@ def _runtime_args(p: TrainParams, device, seed: int) -> dict:
         "gradient_checkpointing": p.gradient_checkpointing,
         "seed": seed,
         "data_seed": seed,
+        **(saving or {}),
     }
 
 
@@ -152,12 +155,10 @@ def completion_head_trainer():
 def sft_trainer_class(device, config):
     """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
     one process (it calls the backbone directly, past DistributedDataParallel's gradient sync)."""
-    import os
-
     from trl import SFTTrainer
 
-    one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    return completion_head_trainer() if device.name != "cuda" and plain_lm_head(config) and one_process else SFTTrainer
+    ours = device.name != "cuda" and plain_lm_head(config) and world_size() == 1
+    return completion_head_trainer() if ours else SFTTrainer
 
 
 def lora_config(model, p: TrainParams):
@@ -171,7 +172,6 @@ def lora_config(model, p: TrainParams):
 def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: bool, saving: dict | None = None):
     from trl import SFTConfig
 
-    kw = {**_runtime_args(p, device, seed), "output_dir": output_dir, **(saving or {})}
     return SFTConfig(
         num_train_epochs=p.epochs,
         max_steps=p.max_steps,
@@ -187,7 +187,7 @@ def sft_config(p: TrainParams, output_dir: str, device, seed: int, evaluate: boo
         eval_strategy="epoch" if evaluate else "no",
         train_sampling_strategy="group_by_length" if p.group_by_length else "random",
         disable_tqdm=False,
-        **kw,
+        **_runtime_args(p, device, seed, output_dir, saving),
     )
 
 
@@ -249,9 +249,8 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
           tuned_dir: str | Path, live_dir: str | Path, base_name: str | None = None,
           checkpoint_dir: str | Path | None = None) -> dict:
     """`p.method`'s phases (SFT, DPO, or SFT then DPO on the SFT-merged model); the adapters and the
-    merged model (with its model card,
-    naming `base_name`: the base as params.yaml gives it) are written only once all training has
-    succeeded. With `checkpoint_dir` and `p.checkpoint_steps`, each phase saves a checkpoint every
+    merged model, with its model card naming `base_name` (the base as params.yaml gives it), are
+    written only once all training has succeeded. With `checkpoint_dir` and `p.checkpoint_steps`, each phase saves a checkpoint every
     that many steps and resumes from the newest one a killed run of the same inputs left."""
     import torch
     from transformers import AutoModelForCausalLM, set_seed
@@ -350,13 +349,11 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
         raise KprefError(f"train.method {p.method}: train.jsonl has no preference pairs (rejected/error_type)")
     random.Random(f"{seed}:dpo").shuffle(rows)
     rows = rows[: p.dpo.steps * p.dpo.batch_size]
-    # checkpointing replaces the scratch output_dir and the "no" save strategy
-    saving = {**_runtime_args(p, device, seed), "output_dir": str(scratch),
-              **(ckpt.trainer_args("dpo") if ckpt else {})}
     config = DPOConfig(
         max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size // world_size(),
         learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
-        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)), **saving,
+        logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
+        **_runtime_args(p, device, seed, str(scratch), ckpt.trainer_args("dpo") if ckpt else None),
     )
     live = _live(live_dir) if is_main() else None
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
