@@ -48,6 +48,8 @@ bench: setup
 	$(RUN) $(PY) benchmarks/bench_synthesize.py
 	$(RUN) $(PY) benchmarks/bench_flow_overhead.py
 	$(RUN) $(PY) benchmarks/bench_evaluate.py
+	$(RUN) $(PY) benchmarks/bench_resume.py
+	$(RUN) $(PY) benchmarks/bench_probe_cache.py
 	for f in mquake ifqa; do [ ! -f inputs/benchmarks/$$f.json ] || $(RUN) $(PY) benchmarks/public_benchmarks.py $$f inputs/benchmarks/$$f.json; done
 
 # On a CUDA machine, after `dvc repro`: SFT and evaluation on the GPU against the same work on its CPU.

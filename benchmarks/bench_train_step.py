@@ -11,6 +11,12 @@ head), backward, gradient clipping, AdamW and the cosine schedule: what the Trai
 costs is the difference (target: kpref at least 0.9x the bare loop's tokens/s). Prints s/step,
 tokens/s and the training loss of each (the losses should agree to a few parts in 10^3 under
 bf16). Needs a finished `dvc repro` (models/base, data/train.jsonl).
+
+Then the FLOP/s the train stage achieves: the floating-point operations of forward and backward
+on the same batches, counted by torch's FlopCounterMode (every matmul and attention kernel as it
+really runs: the completion head, the frozen lower layers without backward), divided by kpref's
+measured time, as a share of this machine's own matmul rate (a square float32 matmul, and bf16,
+which the stage's autocast uses on CPUs with AVX512-BF16).
 """
 from __future__ import annotations
 
@@ -56,6 +62,42 @@ def bare_loop(trainer, p, device, steps: int) -> tuple[float, float, int]:
     return (time.perf_counter() - t) / len(batches), sum(losses) / len(losses), tokens
 
 
+def step_flops(trainer, device, steps: int) -> float:
+    """Floating-point operations of forward and backward over the first `steps` batches (not timed)."""
+    from contextlib import nullcontext
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tasks.train import completion_logits
+
+    model = trainer.model
+    model.train()
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if device.bf16 else nullcontext
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for _, batch in zip(range(steps), trainer.get_train_dataloader()):
+            logits, target = completion_logits(model, batch, autocast)
+            torch.nn.functional.cross_entropy(logits, target).backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def matmul_rate(dtype_name: str, n: int = 2048, seconds: float = 3.0) -> float:
+    """This machine's matmul FLOP/s: square n x n products, repeated for about `seconds`."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    reps, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
 def run(kind: str, steps: int) -> tuple[float, float, int]:
     import torch
     from datasets import Dataset
@@ -84,6 +126,8 @@ def run(kind: str, steps: int) -> tuple[float, float, int]:
         tokens = sum(int(b["attention_mask"].sum()) for _, b in zip(range(steps), trainer.get_train_dataloader()))
         if kind == "bare":
             return bare_loop(trainer, p, device, steps)
+        if kind == "flops":
+            return 0.0, step_flops(trainer, device, steps), tokens
         t = time.perf_counter()
         result = trainer.train()
         return (time.perf_counter() - t) / result.global_step, result.training_loss, tokens
@@ -104,6 +148,12 @@ def main() -> None:
     trl, ours, bare = (statistics.median(times[k]) for k in ("trl", "kpref", "bare"))
     print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}, bare loop {bare:.3f}; kpref is {trl / ours:.2f}x TRL's "
           f"speed and {bare / ours:.2f}x the bare loop's tokens/s (same batches; target >= 0.9x)")
+    _, flops, _ = run("flops", args.steps)
+    achieved = flops / (ours * args.steps)
+    rates = {name: matmul_rate(name) for name in ("float32", "bfloat16")}
+    print(f"kpref achieves {achieved / 1e9:.1f} GFLOP/s ({flops / args.steps / 1e12:.3f} TFLOP a step, counted): "
+          + ", ".join(f"{achieved / r:.1%} of this machine's {name} matmul rate ({r / 1e9:.1f} GFLOP/s)"
+                      for name, r in rates.items()), flush=True)
 
 
 if __name__ == "__main__":
