@@ -19,12 +19,15 @@ def _entropy(logits: torch.Tensor) -> list[float]:
     return (-(logp.exp() * logp).sum(dim=-1)).tolist()
 
 
-def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, device):
-    """Prompts batched by length, so left padding stays short: (their indices, the batch)."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, device,
+             groups: Sequence[Sequence[int]] | None = None):
+    """Prompts batched by length, so left padding stays short, or as `groups` of indices says:
+    (their indices, the batch)."""
+    if groups is None:
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in groups:
             batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             yield idx, {k: v.to(device) for k, v in batch.items()}
             bar.update(len(idx))
@@ -32,11 +35,14 @@ def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, devi
 
 @torch.inference_mode()
 def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,
-                     desc: str = "generating") -> list[Answer]:
+                     desc: str = "generating", groups: Sequence[Sequence[int]] | None = None) -> list[Answer]:
     """Greedy answers for already-rendered prompts, in input order, each with the entropy of its
-    first token (from the same forward pass: free)."""
+    first token (from the same forward pass: free). `groups`: the batches as lists of indices,
+    when a caller needs them fixed (batched low-precision arithmetic depends on a prompt's
+    batch-mates); else batches of `batch_size` by length."""
     out: list[Answer | None] = [None] * len(prompts)
-    for idx, batch in _batches(tokenizer, prompts, batch_size, desc, next(model.parameters()).device):
+    device = next(model.parameters()).device
+    for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device, groups):
         gen = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
@@ -55,9 +61,9 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int =
 
 
 def generate(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,
-             desc: str = "generating") -> list[str]:
-    """Greedy answers for already-rendered prompts, in input order."""
-    return [a.text for a in generate_answers(model, tokenizer, prompts, batch_size, max_new_tokens, desc)]
+             desc: str = "generating", groups: Sequence[Sequence[int]] | None = None) -> list[str]:
+    """Greedy answers for already-rendered prompts, in input order (`groups` as generate_answers)."""
+    return [a.text for a in generate_answers(model, tokenizer, prompts, batch_size, max_new_tokens, desc, groups)]
 
 
 @torch.inference_mode()

@@ -5,7 +5,8 @@
 
 The answer is the model's own belief: the KAFT target for parametric settings (closed book,
 irrelevant context) when `synthesize.parametric_target` is 'model'. Answers are cached in
-.kpref_cache/probe by model and prompt, so enabling one more source probes only the new facts.
+.kpref_cache/probe by model, prompt and batch, so enabling one more source probes only the new
+facts, and a warm cache gives the bytes a cold run gives.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import defaultdict
 from pathlib import Path
 
 from tasks import prompt
@@ -37,12 +39,16 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
-    all_facts = read_facts(root / FACTS)
-    # the held-out domain too: its report reads what the base model knew there
-    facts = trained_facts(all_facts, p.facts.split.ood_relations) + [f for f in all_facts if f.split == OOD_DOMAIN]
+    facts = probed_facts(read_facts(root / FACTS), p.facts.split.ood_relations)
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
                     root / PROBE_CACHE)
     log.info("probe: %s", out)
+
+
+def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fact]:
+    """What the probe asks: every training fact, and the held-out domain's, whose report reads what
+    the base model knew there."""
+    return trained_facts(facts, ood_relations) + [f for f in facts if f.split == OOD_DOMAIN]
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:
@@ -58,23 +64,43 @@ def model_digest(model_dir: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
-def _read_cache(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
+def probe_batches(relations: list[str], keys: list[str], batch_size: int) -> list[list[int]]:
+    """The probe's batches, as indices: one relation's prompts at a time, in key order.
+
+    Batched bf16 generation depends on a prompt's batch-mates, so a fact's answer must not depend
+    on which facts happened to be cached: each batch is fixed by the facts of its relation alone.
+    A repeated prompt is asked once (its first index)."""
+    by_relation: dict[str, dict[str, int]] = defaultdict(dict)
+    for i, (rel, k) in enumerate(zip(relations, keys)):
+        by_relation[rel].setdefault(k, i)
+    out = []
+    for rel in sorted(by_relation):
+        idx = [by_relation[rel][k] for k in sorted(by_relation[rel])]
+        out += [idx[start : start + batch_size] for start in range(0, len(idx), batch_size)]
+    return out
+
+
+def _batch_digest(keys: list[str]) -> str:
+    return hashlib.sha256("\0".join(keys).encode()).hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 r = json.loads(line)
-                out[r["key"]] = r["belief"]
+                out[r["batch"], r["key"]] = r["belief"]
             except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line torn by an interrupted run: probe that fact again
+                continue  # a line torn by an interrupted run, or of an older cache: probe that batch again
     return out
 
 
-def _append_cache(path: Path, answers: dict[str, str]) -> None:
+def _append_cache(path: Path, answers: dict[tuple[str, str], str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:  # append-only: a torn line is skipped on read
-        for k, a in sorted(answers.items()):
-            fh.write(json.dumps({"key": k, "belief": a}) + "\n")
+        for (batch, k), a in sorted(answers.items()):
+            fh.write(json.dumps({"batch": batch, "key": k, "belief": a}) + "\n")
 
 
 def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str | Path, params: ProbeParams,
@@ -88,21 +114,40 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}\0{dtype}".encode()).hexdigest()[:24] for p in prompts]
     cache_file = Path(cache_dir) / f"{model_digest(model_dir)}.jsonl"
     cached = _read_cache(cache_file)
-    todo = sorted({(k, p) for k, p in zip(keys, prompts) if k not in cached})
+    belief: dict[str, str] = {}
+    todo: list[list[int]] = []
+    for idx in probe_batches([f.relation for f in facts], keys, params.batch_size):
+        digest = _batch_digest([keys[i] for i in idx])
+        if all((digest, keys[i]) in cached for i in idx):
+            belief.update((keys[i], cached[digest, keys[i]]) for i in idx)
+        else:
+            todo.append(idx)
     if todo:
-        answers = generate(model, tok, [p for _, p in todo], params.batch_size, params.max_new_tokens,
-                           desc="probing base model")
-        new = {k: a for (k, _), a in zip(todo, answers)}
+        asked = [i for idx in todo for i in idx]
+        answers = generate(model, tok, [prompts[i] for i in asked], params.batch_size, params.max_new_tokens,
+                           desc="probing base model", groups=_renumber(todo))
+        slots = [(_batch_digest([keys[i] for i in idx]), keys[i]) for idx in todo for i in idx]
+        new = dict(zip(slots, answers))  # generate answers in input order: the order of `asked`
         _append_cache(cache_file, new)
-        cached.update(new)
+        belief.update((k, a) for (_, k), a in new.items())
     rows = (
-        {"key": f.key, "question": probe_question(f, relations), "belief": cached[k],
-         "answer": belief_answer(cached[k], f, relations[f.relation]),
-         "correct": matches(cached[k], [f.object, *f.aliases])}
+        {"key": f.key, "question": probe_question(f, relations), "belief": belief[k],
+         "answer": belief_answer(belief[k], f, relations[f.relation]),
+         "correct": matches(belief[k], [f.object, *f.aliases])}
         for f, k in zip(facts, keys)
     )
     write_jsonl(out, rows)
-    return {"probed": len(todo), "cached": len(facts) - len(todo)}
+    probed = {keys[i] for idx in todo for i in idx}
+    return {"probed": sum(k in probed for k in keys), "cached": sum(k not in probed for k in keys)}
+
+
+def _renumber(groups: list[list[int]]) -> list[list[int]]:
+    """Groups of indices into the concatenation of the groups themselves."""
+    out, n = [], 0
+    for g in groups:
+        out.append(list(range(n, n + len(g))))
+        n += len(g)
+    return out
 
 
 _MAX_ANSWER_WORDS = 5

@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.probe import belief_answer, run_probe
+from tasks.probe import belief_answer, probe_batches, run_probe
 from tasks.relations import BUILTIN_RELATIONS
 from tasks.schema import Fact
 from tests.conftest import shipped
@@ -28,11 +28,47 @@ def test_belief_answer_reads_currency_statements():
     assert belief_answer("The currency of Chile is Escudo.", fact, BUILTIN_RELATIONS["currency"]) == "Escudo"
 
 
-def test_probe_cache_skips_known_facts(tiny_model_dir, small_world, tmp_path):
+def _spy_batches(monkeypatch) -> list[frozenset[str]]:
+    """Record every batch of prompts the probe generates."""
+    import tasks.generate
+
+    seen: list[frozenset[str]] = []
+    real = tasks.generate.generate
+
+    def spy(model, tok, prompts, batch_size, max_new_tokens, desc="", groups=None):
+        seen.extend(frozenset(prompts[i] for i in g) for g in groups)
+        return real(model, tok, prompts, batch_size, max_new_tokens, desc, groups)
+
+    monkeypatch.setattr(tasks.generate, "generate", spy)
+    return seen
+
+
+def test_a_warm_probe_cache_gives_a_cold_runs_answers_and_skips_known_facts(tiny_model_dir, small_world, tmp_path,
+                                                                           monkeypatch):
     facts, relations = small_world
-    p = shipped({"probe": {"batch_size": 8, "max_new_tokens": 3}}).probe
-    first = run_probe(facts[:5], relations, tiny_model_dir, p, tmp_path / "a.jsonl", tmp_path / "cache")
-    again = run_probe(facts[:8], relations, tiny_model_dir, p, tmp_path / "b.jsonl", tmp_path / "cache")
-    assert first == {"probed": 5, "cached": 0} and again == {"probed": 3, "cached": 5}
-    a = (tmp_path / "a.jsonl").read_text().splitlines()
-    assert (tmp_path / "b.jsonl").read_text().splitlines()[:5] == a
+    # two relations: the cached first one is reused whole, the other relation's batches change
+    rel_a, rel_b = sorted({f.relation for f in facts})[:2]
+    first = [f for f in facts if f.relation == rel_a][:6] + [f for f in facts if f.relation == rel_b][:2]
+    more = first + [f for f in facts if f.relation == rel_b][2:5]
+    p = shipped({"probe": {"batch_size": 4, "max_new_tokens": 3}}).probe
+    batches = _spy_batches(monkeypatch)
+    cold = run_probe(more, relations, tiny_model_dir, p, tmp_path / "cold.jsonl", tmp_path / "cold_cache")
+    cold_batches = set(batches)
+    assert cold == {"probed": 11, "cached": 0} and len(cold_batches) == 4  # 6 of a in 2 batches, 5 of b in 2
+    batches.clear()
+    assert run_probe(first, relations, tiny_model_dir, p, tmp_path / "a.jsonl", tmp_path / "cache")["cached"] == 0
+    batches.clear()
+    warm = run_probe(more, relations, tiny_model_dir, p, tmp_path / "b.jsonl", tmp_path / "cache")
+    # the first relation's batches are unchanged, so cached; b's were [2] and are now [4, 1]: asked again,
+    # in exactly the batches a cold run asks (batch-mates change bf16 answers)
+    assert warm == {"probed": 5, "cached": 6}
+    assert batches and set(batches) <= cold_batches
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "cold.jsonl").read_bytes()
+
+
+def test_probe_batches_are_fixed_by_each_relations_own_facts():
+    rels = ["capital", "currency", "capital", "capital", "currency", "capital"]
+    keys = ["k3", "k9", "k1", "k3", "k2", "k0"]  # k3 twice: asked once
+    assert probe_batches(rels, keys, 2) == [[5, 2], [0], [4, 1]]
+    # one more currency fact leaves every capital batch as it was
+    assert probe_batches(rels + ["currency"], keys + ["k5"], 2)[:2] == [[5, 2], [0]]
