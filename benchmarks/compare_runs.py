@@ -7,9 +7,9 @@ Each argument is a `reports/predictions` folder of a finished run (or a copy of 
 must have answered the same questions: the same data, as runs of one seed are. Per split, it
 prints the tuned models' adherence on the conflict settings (the answer the hierarchy says,
 where it contradicts the model's memory), closed-book accuracy, irrelevant-context robustness
-(on the facts the *base* answers right closed-book: the same questions for both), and every
-setting. This is how `train.method` choices are compared (docs/decisions.md): run each choice
-with `dvc exp run`, keep each run's predictions, compare in pairs per seed.
+(on all, and on the facts the *base* answers right closed-book), and every setting. This is
+how `train.method` choices are compared (docs/decisions.md): run each choice with `dvc exp run`,
+keep each run's predictions, compare in pairs per seed.
 """
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> dict[str, tuple[str, 
         out["conflict adherence"] = (_rate(ca, "correct"), _rate(cb, "correct"),
                                      paired_bootstrap([r["correct"] for r in ca], [r["correct"] for r in cb]))
     known = {r["id"] for r in base if r.get("closed_book_correct")}
-    robust = [i for i, r in enumerate(a) if "robust" in r and r["id"] in known]
-    if robust:
-        ra, rb = [a[i] for i in robust], [b[i] for i in robust]
-        out[f"robustness, base-known ({len(robust)})"] = (
-            _rate(ra, "robust"), _rate(rb, "robust"),
-            paired_bootstrap([r["robust"] for r in ra], [r["robust"] for r in rb]))
+    for label, keep in (("robustness", lambda r: True), ("robustness, base-known", lambda r: r["id"] in known)):
+        robust = [i for i, r in enumerate(a) if "robust" in r and keep(r)]
+        if robust:
+            ra, rb = [a[i] for i in robust], [b[i] for i in robust]
+            out[f"{label} ({len(robust)})"] = (_rate(ra, "robust"), _rate(rb, "robust"), paired_bootstrap(
+                [r["robust"] for r in ra], [r["robust"] for r in rb]))
     deltas = paired_deltas(a, b)
     cb_a = [r for r in a if r["setting"] == "closed_book"]
     cb_b = [r for r in b if r["setting"] == "closed_book"]

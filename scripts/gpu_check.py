@@ -92,7 +92,8 @@ def main() -> None:
                       "sft_tokens_per_s": round(per_example * p.batch_size * steps / sft_s, 1),
                       "model_card": (work / f"tuned_{name}" / "README.md").exists()}
         if dpo_s:  # a pair is a chosen and a rejected sequence
-            runs[name]["dpo_tokens_per_s"] = round(2 * per_example * p.dpo.batch_size * args.dpo_steps / dpo_s, 1)
+            pairs = p.dpo.batch_size * p.dpo.grad_accum * args.dpo_steps
+            runs[name]["dpo_tokens_per_s"] = round(2 * per_example * pairs / dpo_s, 1)
         if name == "cuda" and torch.cuda.is_available():
             runs[name]["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     out["train"] = runs

@@ -232,7 +232,9 @@ class LoraParams(_Section):
 
 class DpoParams(_Section):
     steps: int = Field(ge=1, description="DPO steps on the typed preference pairs (when train.method has dpo).")
-    batch_size: int = Field(ge=1, description="Preference pairs per DPO step.")
+    batch_size: int = Field(ge=1, description="Preference pairs per DPO forward pass (per step: x grad_accum).")
+    grad_accum: int = Field(ge=1, description="DPO gradient accumulation: pairs per step are batch_size x this; "
+                                              "a smaller batch_size at the same product trades time for memory.")
     learning_rate: float = Field(gt=0, lt=1, description="DPO learning rate (a fresh LoRA on the merged SFT model, "
                                                          "or on the base for method dpo).")
     beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")

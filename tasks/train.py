@@ -17,7 +17,7 @@ from tasks.card import file_md5, model_card
 from tasks.checkpoints import Checkpoints
 from tasks.checkpoints import plan as plan_checkpoints
 from tasks.launch import is_main, launched, relaunch, world_size
-from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device
+from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device, release_memory
 from tasks.params import Params, TrainParams
 from tasks.prompt import conversation, preference
 from tasks.schema import (
@@ -211,9 +211,10 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
-        if pairs < p.dpo.batch_size:
-            raise KprefError(f"train.method {p.method}: DPO needs at least train.dpo.batch_size ({p.dpo.batch_size}) "
-                             f"preference pairs; {where} has {pairs} (examples with rejected/error_type)")
+        per_step = p.dpo.batch_size * p.dpo.grad_accum
+        if pairs < per_step:
+            raise KprefError(f"train.method {p.method}: DPO needs at least train.dpo.batch_size x grad_accum "
+                             f"({per_step}) preference pairs; {where} has {pairs} (examples with rejected/error_type)")
     with init_empty_weights():  # the architecture without its weights: module names, no memory
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
@@ -273,6 +274,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
             adapters["sft"] = sft_model
             merged = sft_model.merge_and_unload().to(torch.float32)
             summary.update(sft_summary)
+            release_memory()
         if "dpo" in p.method:
             dpo_model, dpo_summary = train_dpo(merged, tok, p, seed, device, data["train"], lora,
                                                Path(scratch) / "dpo", Path(live_dir) / "dpo", ckpt)
@@ -348,9 +350,10 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
     if not rows:
         raise KprefError(f"train.method {p.method}: train.jsonl has no preference pairs (rejected/error_type)")
     random.Random(f"{seed}:dpo").shuffle(rows)
-    rows = rows[: p.dpo.steps * p.dpo.batch_size]
+    rows = rows[: p.dpo.steps * p.dpo.batch_size * p.dpo.grad_accum]
     config = DPOConfig(
         max_steps=p.dpo.steps, per_device_train_batch_size=p.dpo.batch_size // world_size(),
+        gradient_accumulation_steps=p.dpo.grad_accum,
         learning_rate=p.dpo.learning_rate, beta=p.dpo.beta, lr_scheduler_type="cosine", max_length=p.max_length,
         logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
         **_runtime_args(p, device, seed, str(scratch), ckpt.trainer_args("dpo") if ckpt else None),

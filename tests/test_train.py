@@ -92,12 +92,12 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
 def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     root, _ = trained
     p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "method": "sft+dpo", "checkpoint_steps": 1,
-                           "dpo": {"steps": 2, "batch_size": 2}}}).train
+                           "dpo": {"steps": 2, "batch_size": 1, "grad_accum": 2}}}).train
     # with checkpoints, as the stage runs it: both phases save them, and they go once the model is saved
     out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live",
                 checkpoint_dir=tmp_path / "ck")
     assert not any((tmp_path / "ck").iterdir())
-    assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4
+    assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4  # two steps of two pairs, one at a time
     assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
     for curve in ("rewards/margins.tsv", "rewards/accuracies.tsv", "learning_rate.tsv"):  # dvc.yaml's DPO plots
@@ -109,7 +109,8 @@ def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
 
 def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
     root, _ = trained
-    p = shipped({"train": {**TINY_TRAIN_RAW, "method": "dpo", "dpo": {"steps": 2, "batch_size": 2}}}).train
+    dpo = {"steps": 2, "batch_size": 2, "grad_accum": 1}
+    p = shipped({"train": {**TINY_TRAIN_RAW, "method": "dpo", "dpo": dpo}}).train
     out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
     assert out["method"] == "dpo" and out["dpo_steps"] == 2 and "train_loss" not in out  # no SFT phase
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and not (tmp_path / "adapter" / "dpo").exists()
@@ -120,7 +121,7 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"batch_size": 1000}, r"train.batch_size: 1000 is more than the \d+ examples"),
     ({"method": "sft+dpo", "dpo": {"steps": 2, "batch_size": 1000}},
-     r"train.method sft\+dpo: DPO needs at least train.dpo.batch_size \(1000\)"),
+     r"train.method sft\+dpo: DPO needs at least train.dpo.batch_size x grad_accum \(2000\)"),
     ({"lora": {**TINY_TRAIN_RAW["lora"], "top_layers": 0, "target_modules": ["q_proj", "qkv"]}},
      r"train.lora.target_modules: \['qkv'\] match no linear layer"),
     ({"num_processes": 4096}, r"train.num_processes: 4096 processes, but this machine has \d+ CPU cores"),
