@@ -69,10 +69,10 @@ def same_answers(a: Path, b: Path, n: int) -> tuple[int, int]:
     from tasks.modeling import load_model
     from tasks.params import load_params
     from tasks.predict import predict
-    from tasks.schema import read_eval_items
+    from tasks.schema import EvalItem, read_jsonl
 
     ev = load_params(ROOT / "params.yaml").evaluate
-    items = read_eval_items(ROOT / "data" / "test.jsonl")
+    items = [EvalItem.from_example(r) for r in read_jsonl(ROOT / "data" / "test.jsonl")]
     items = items[:: max(1, len(items) // n)][:n]  # every setting, not the file's first ones
     got = []
     for d in (a, b):
