@@ -58,9 +58,11 @@ def weight_diff(a: Path, b: Path) -> tuple[float, float]:
 
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys()
-    worst_abs = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
-    worst_rel = max(((wa[k].float() - wb[k].float()).abs().max() / wa[k].float().abs().max().clamp_min(1e-12)).item()
-                    for k in wa)
+    worst_abs = worst_rel = 0.0
+    for k in wa:
+        diff = (wa[k].float() - wb[k].float()).abs().max().item()
+        worst_abs = max(worst_abs, diff)
+        worst_rel = max(worst_rel, diff / max(wa[k].float().abs().max().item(), 1e-12))
     return worst_abs, worst_rel
 
 

@@ -1,6 +1,7 @@
 """Loading checkpoints safely and choosing the device: shared by every stage that runs a model."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,3 +92,13 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator decides
         pass
+
+
+def model_digest(model_dir: str | Path) -> str:
+    """A checkpoint's identity: its weights and config, hashed in blocks (never whole in memory)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(model_dir).glob("*.safetensors")) + [Path(model_dir) / "config.json"]:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()[:20]

@@ -55,15 +55,6 @@ def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:
     return relations[fact.relation].questions[0].format(s=fact.subject)
 
 
-def model_digest(model_dir: str | Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(Path(model_dir).glob("*.safetensors")) + [Path(model_dir) / "config.json"]:
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 24), b""):
-                h.update(block)
-    return h.hexdigest()[:20]
-
-
 def probe_batches(relations: list[str], keys: list[str], batch_size: int) -> list[list[int]]:
     """The probe's batches, as indices: one relation's prompts at a time, in key order.
 
@@ -106,7 +97,7 @@ def _append_cache(path: Path, answers: dict[tuple[str, str], str]) -> None:
 def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str | Path, params: ProbeParams,
               out: str | Path, cache_dir: str | Path) -> dict:
     from tasks.generate import generate
-    from tasks.modeling import load_model
+    from tasks.modeling import load_model, model_digest
 
     model, tok = load_model(model_dir, precision=params.precision)
     dtype = str(next(model.parameters()).dtype)  # bf16 and fp32 may decode differently: cache each apart
@@ -115,19 +106,18 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     cache_file = Path(cache_dir) / f"{model_digest(model_dir)}.jsonl"
     cached = _read_cache(cache_file)
     belief: dict[str, str] = {}
-    todo: list[list[int]] = []
+    todo: list[tuple[str, list[int]]] = []  # (batch digest, its facts' indices)
     for idx in probe_batches([f.relation for f in facts], keys, params.batch_size):
         digest = _batch_digest([keys[i] for i in idx])
         if all((digest, keys[i]) in cached for i in idx):
             belief.update((keys[i], cached[digest, keys[i]]) for i in idx)
         else:
-            todo.append(idx)
+            todo.append((digest, idx))
     if todo:
-        asked = [i for idx in todo for i in idx]
-        answers = generate(model, tok, [prompts[i] for i in asked], params.batch_size, params.max_new_tokens,
-                           desc="probing base model", groups=_renumber(todo))
-        slots = [(_batch_digest([keys[i] for i in idx]), keys[i]) for idx in todo for i in idx]
-        new = dict(zip(slots, answers))  # generate answers in input order: the order of `asked`
+        slots = [(digest, i) for digest, idx in todo for i in idx]
+        answers = generate(model, tok, [prompts[i] for _, i in slots], params.batch_size, params.max_new_tokens,
+                           desc="probing base model", groups=_renumber([idx for _, idx in todo]))
+        new = {(digest, keys[i]): a for (digest, i), a in zip(slots, answers)}  # answers come in input order
         _append_cache(cache_file, new)
         belief.update((k, a) for (_, k), a in new.items())
     rows = (
@@ -137,7 +127,7 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
         for f, k in zip(facts, keys)
     )
     write_jsonl(out, rows)
-    probed = {keys[i] for idx in todo for i in idx}
+    probed = {keys[i] for _, idx in todo for i in idx}
     return {"probed": sum(k in probed for k in keys), "cached": sum(k not in probed for k in keys)}
 
 

@@ -17,7 +17,14 @@ from tasks.card import file_md5, model_card
 from tasks.checkpoints import Checkpoints
 from tasks.checkpoints import plan as plan_checkpoints
 from tasks.launch import is_main, launched, relaunch, world_size
-from tasks.modeling import Device, check_checkpoint_dir, load_tokenizer, pick_device, release_memory
+from tasks.modeling import (
+    Device,
+    check_checkpoint_dir,
+    load_tokenizer,
+    model_digest,
+    pick_device,
+    release_memory,
+)
 from tasks.params import Params, TrainParams
 from tasks.prompt import conversation, preference
 from tasks.schema import (
@@ -295,9 +302,8 @@ def _checkpoints(p: TrainParams, seed: int, data_md5: dict, base_dir: Path,
     """Where this run's checkpoints go, keyed by what decides the weights (the interval does not)."""
     if not (checkpoint_dir and p.checkpoint_steps):
         return None
-    base = {f.name: file_md5(f) for f in sorted(base_dir.glob("*.safetensors"))}
     inputs = {"train": {k: v for k, v in p.model_dump(mode="json").items() if k != "checkpoint_steps"},
-              "seed": seed, "data": data_md5, "base": base}
+              "seed": seed, "data": data_md5, "base": model_digest(base_dir)}
     return plan_checkpoints(Path(checkpoint_dir), p.checkpoint_steps, inputs, main=is_main())
 
 
