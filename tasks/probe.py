@@ -39,16 +39,17 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
-    facts = probed_facts(read_facts(root / FACTS), p.facts.split.ood_relations)
+    facts = probed_facts(read_facts(root / FACTS), p.facts.split.ood_relations, p.facts.split.conflict_sources)
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
                     root / PROBE_CACHE)
     log.info("probe: %s", out)
 
 
-def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fact]:
-    """What the probe asks: every training fact, and the held-out domain's, whose report reads what
-    the base model knew there."""
-    return trained_facts(facts, ood_relations) + [f for f in facts if f.split == OOD_DOMAIN]
+def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
+    """What the probe asks: every training fact but the made-up sources' (no model knows them), and
+    the held-out domain's, whose report reads what the base model knew there."""
+    asked = [f for f in trained_facts(facts, ood_relations) if f.source not in made_up]
+    return asked + [f for f in facts if f.split == OOD_DOMAIN]
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:

@@ -243,10 +243,25 @@ def instr_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
     return _context_wins(d, "instr_irrelevant", f, ask, ask.fmt)
 
 
+def assumptions(d: Draw, f: Fact, ask: Ask, target: str) -> str:
+    """The assumption about `f`, in training among up to `extra_assumptions` about other subjects
+    (in the same style, in a drawn order), as a user lists several edits at once."""
+    said = [ask.rel.assume(f.subject, target, ask.style)]
+    if d.test or not d.p.extra_assumptions:
+        return said[0]
+    used = {f.subject}
+    for _ in range(d.rng.randint(0, d.p.extra_assumptions)):
+        g = other_fact(d, f, used, same_relation=d.rng.random() < 0.5)
+        used.add(g.subject)
+        said.append(d.relations[g.relation].assume(g.subject, other_object(d, g, set())[0], ask.style))
+    d.rng.shuffle(said)
+    return " ".join(said)
+
+
 @recipe
 def instr_only(d: Draw, f: Fact, ask: Ask) -> dict:
     target, aliases = other_object(d, f, set(), use_source_cf=True)
-    return example(d, "instr_only", f, ask, target, aliases, instruction=ask.rel.assume(f.subject, target, ask.style),
+    return example(d, "instr_only", f, ask, target, aliases, instruction=assumptions(d, f, ask, target),
                    answers={"instruction": target}, rejected=ask.rel.say(f.subject, f.object))
 
 
@@ -255,7 +270,7 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
     """An assumption and a relevant passage disagree: the assumption wins."""
     target, aliases = other_object(d, f, set(), use_source_cf=True)
     ctx_obj, _ = other_object(d, f, {target})
-    instruction = ask.rel.assume(f.subject, target, ask.style)
+    instruction = assumptions(d, f, ask, target)
     ctx, _ = render_contexts(d, [ask.rel.say(f.subject, ctx_obj)], f, ask.fmt)
     return example(d, "instr_vs_ctx", f, ask, target, aliases, instruction=instruction, contexts=ctx,
                    answers={"instruction": target, "context": ctx_obj}, rejected=ask.rel.say(f.subject, ctx_obj))

@@ -13,7 +13,8 @@ from typing import Iterator, Protocol
 
 import yaml
 
-from tasks.params import FactSources
+from tasks.fictional import FictionalSource
+from tasks.params_facts import FactSources
 from tasks.relations import BUILTIN_RELATIONS, ascii_fold, clean, object_names
 from tasks.schema import Fact, KprefError, Relation, iter_jsonl, read_json_list
 
@@ -358,7 +359,7 @@ class MquakeSource:
         yield from self._load()[1]
 
 
-def enabled_sources(s: FactSources) -> list[FactSource]:
+def enabled_sources(s: FactSources, seed: int) -> list[FactSource]:
     """The sources params.yaml enables (`facts.sources`), each named as its params key."""
     out: list[FactSource] = []
     if s.countries.enabled:
@@ -381,4 +382,6 @@ def enabled_sources(s: FactSources) -> list[FactSource]:
         out.append(UserFactsSource(s.user_facts.path, s.user_facts.templates))
     if s.mquake.enabled:
         out.append(MquakeSource(s.mquake.path))
+    if s.fictional.enabled:
+        out.append(FictionalSource(s.fictional.relations, s.fictional.per_relation, seed))
     return out

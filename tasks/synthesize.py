@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tasks.atomic import write_jsonl
 from tasks.metrics import first_sentence, overlaps
-from tasks.params import FactsParams, Params, SplitParams, SynthesizeParams
+from tasks.params import Params, SynthesizeParams
+from tasks.params_facts import FactsParams, SplitParams
 from tasks.prompt import prompt_key
 from tasks.recipes import Draw, Phrasing, build
 from tasks.schema import (
@@ -94,7 +95,8 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
         beliefs = typed(beliefs, facts, pools)
     ood = set(facts_params.split.ood_relations)
     return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, beliefs,
-                 unknown_relations(facts, beliefs, ood, p.unknown_relation_share), facts_params.sources.weights(),
+                 unknown_relations([f for f in facts if f.source not in facts_params.split.conflict_sources], beliefs,
+                                   ood, p.unknown_relation_share), facts_params.sources.weights(),
                  {k: first_sentence(t) for k, t in (texts or {}).items()})
 
 
@@ -145,7 +147,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
         draw = Draw(random.Random(f"{seed}:{split}:{setting}"), world.relations, pools, world.objects,
                     world.by_subject, world.beliefs, world.dont_know, p, phrasing, test=split.startswith("test"),
                     subject_split=subject_split, texts=world.texts)
-        cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings, sp.replay_sources)
+        cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings, sp)
         if cands:
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
@@ -158,11 +160,11 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,
-                held_out: int, replay: tuple[str, ...]) -> list[Fact]:
+                held_out: int, sp: SplitParams) -> list[Fact]:
     """The facts a setting can be asked about in a split."""
-    cands = usable
-    if replay and SETTINGS[setting].source != "parametric":  # replay: training's memory settings only
-        cands = [f for f in cands if f.source not in replay]
+    # replay: training's memory settings only; made-up facts: only where the prompt gives the answer
+    apart = sp.conflict_sources if SETTINGS[setting].source == "parametric" else sp.replay_sources
+    cands = [f for f in usable if f.source not in apart]
     if setting == "multi_hop":
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]

@@ -1,3 +1,6 @@
+from collections import Counter
+from typing import get_args
+
 import pytest
 
 from tasks.facts import collect_facts, run, split_subjects, write_facts
@@ -74,15 +77,40 @@ def test_replay_sources_are_only_trained():
      "nothing is left to train on"),
     ("[countries, cities, countryinfo, pycountry, elements, us_states]", "leave no source to test the hierarchy on"),
     ("[elements, us_states]\n    replay_sources: [elements]", r"replay_sources: \['elements'\] is not an enabled "
-                                                              "source outside split.ood_domains"),
+                                                              "source outside the other split lists"),
+    ("[elements, us_states]\n    conflict_sources: [fictional]", r"conflict_sources: \['fictional'\] is not an "
+                                                                 "enabled source outside the other split lists"),
 ])
 def test_bad_ood_domains_are_named(domains, pattern):
     text = (ROOT / "params.yaml").read_text()
-    if "replay_sources" in domains:  # the test's own line replaces the shipped one
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("    replay_sources:"))
+    for key in ("replay_sources", "conflict_sources"):
+        if key in domains:  # the test's own line replaces the shipped one
+            text = "\n".join(line for line in text.splitlines() if not line.startswith(f"    {key}:"))
     text = text.replace("ood_domains: [elements, us_states]", f"ood_domains: {domains}")
     with pytest.raises(KprefError, match=pattern):
         parse_params(text)
+
+
+def test_made_up_facts_are_seeded_only_trained_and_never_probed():
+    from tasks.fictional import FICTIONAL_RELATIONS
+    from tasks.params_facts import FictionalRelation
+    from tasks.probe import probed_facts
+
+    assert get_args(FictionalRelation) == tuple(FICTIONAL_RELATIONS)  # params.yaml accepts exactly these
+    fp = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 30}},
+                            "split": {"conflict_sources": ["fictional"]}}}).facts
+    facts, relations = collect_facts(fp, seed=0)
+    made_up = [f for f in facts if f.source == "fictional"]
+    assert {f.split for f in made_up} == {"train"}
+    per = Counter(f.relation for f in made_up)
+    assert set(per) == set(FICTIONAL_RELATIONS) and set(per.values()) == {30}  # distinct subjects a relation
+    assert relations["founder"].say("Acme Inc", "Ada Lovelace") == "Acme Inc was founded by Ada Lovelace."
+    # the same seed gives the same world, another seed another one; the real sources are untouched
+    assert made_up == [f for f in collect_facts(fp, seed=0)[0] if f.source == "fictional"]
+    assert made_up != [f for f in collect_facts(fp, seed=1)[0] if f.source == "fictional"]
+    assert [f for f in facts if f not in made_up] == collect_facts(shipped().facts, seed=0)[0]
+    asked = probed_facts(facts, fp.split.ood_relations, fp.split.conflict_sources)
+    assert asked and not [f for f in asked if f.source == "fictional"]
 
 
 def test_facts_stage_writes_nothing_on_bad_user_file(tmp_path, templates):

@@ -98,6 +98,37 @@ def test_replay_sources_only_in_training_memory_settings():
     assert {r["setting"] for r in replayed} == {"closed_book", "ctx_irrelevant"}
 
 
+def test_made_up_facts_only_where_the_prompt_answers():
+    from tasks.facts import collect_facts
+
+    fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
+        "enabled": True, "per_relation": 12}}, "split": {**SMALL_FACTS["split"], "conflict_sources": ["fictional"]}}}).facts
+    world = collect_facts(fp, seed=0)
+    s = _run(world, fp)
+    made_up = [r for rows in s.values() for r in rows if r["source"] == "fictional"]
+    assert made_up and {r["split"] for r in made_up} == {"train"}  # never tested, never in val
+    settings = {r["setting"] for r in made_up}
+    assert not settings & {"closed_book", "ctx_irrelevant", "multi_hop"}
+    assert {"ctx_counterfactual", "instr_only", "instr_vs_ctx"} <= settings
+    # a counterfactual object is another of the relation's own: a person for a founder
+    people = {f.object for f in world[0] if f.relation in ("founder", "ceo", "spouse", "author")}
+    assert all(r["target"] in people for r in made_up if r["relation"] == "founder")
+
+
+def test_extra_assumptions_list_other_facts_in_training_only(small_world, facts_params):
+    facts, relations = small_world
+    one, more = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
+        update={"extra_assumptions": 3}))
+    said = lambda r: r["instruction"].count(ASSUMPTION_STYLES[r["assumption_style"]].split("{")[0])  # noqa: E731
+    rows = [r for r in more["train"] if r["setting"] in ("instr_only", "instr_vs_ctx")]
+    assert {said(r) for r in rows} == {1, 2, 3, 4}  # none to three others, drawn
+    for r in rows:  # the asked fact's assumption is always among them
+        assert relations[r["relation"]].assume(r["subject"], r["target"], r["assumption_style"]) in r["instruction"]
+    assert {said(r) for r in one["train"] if r["setting"] in ("instr_only", "instr_vs_ctx")} == {1}
+    assert {k: v for k, v in more.items() if k.startswith("test")} == {k: v for k, v in one.items()
+                                                                       if k.startswith("test")}
+
+
 def test_own_words_completions_replay_the_base_models_sentence(small_world, facts_params):
     facts, relations = small_world
     beliefs = {f.key: f.object for f in facts}
@@ -150,7 +181,7 @@ def test_multi_hop_composes(small_world, facts_params):
 def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
     facts, relations = small_world
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
-    trained = sorted({f.relation for f in facts if f.relation != "subregion"})
+    trained = sorted({f.relation for f in facts if f.relation != "subregion" and f.source != "fictional"})
     blank = trained[0]  # the model answers none of its facts; every other relation's every other one
     beliefs = {f.key: f.object for f in facts[::2] if f.relation != blank}
     memory = lambda s: [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]  # noqa: E731
