@@ -2,6 +2,10 @@
 
     python benchmarks/public_benchmarks.py mquake PATH [--run .] [--max-items N] [--json OUT]
     python benchmarks/public_benchmarks.py ifqa|mrqa PATH [...]
+    python benchmarks/public_benchmarks.py mquake PATH --run A --against B [--max-items N]
+
+With `--against B`, an experiment's tuned model (B's) answers the same items too, and the script
+prints B - A per setting and per case, paired: does a recipe pay on the benchmark.
 
 PATH is a file in its authors' format (any MQuAKE file: CF-3k, CF-3k-v2, T, hard). RUN is a
 finished pipeline run (params.yaml, models/base, models/tuned). Both models answer the same
@@ -47,6 +51,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("."))
     ap.add_argument("--max-items", type=int, default=None, help="first N cases (MQuAKE) or questions")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--against", type=Path, default=None, help="another run: its tuned model against RUN's, paired")
     args = ap.parse_args()
 
     p = load_params(args.run / "params.yaml").evaluate
@@ -82,9 +87,23 @@ def main() -> None:
         value = (tuned["case_adherence_by_setting"] if kind == "case" else tuned["adherence_by_setting"]).get(s)
         print(f"target {s}{' cases' if kind == 'case' else ''} >= {target}: {value} "
               f"{'met' if value is not None and value >= target else 'NOT met'}")
+    if args.against:
+        other = evaluate_model(args.against / "models" / "tuned", items, p.batch_size, p.max_new_tokens,
+                               desc="against", precision=p.precision)
+        _print_against(args.against, results["tuned"], other)
     if args.json:
         args.json.write_text(json.dumps({"file": str(args.path), "n": len(items), "base": base, "tuned": tuned,
                                          "delta": delta, "examples_per_s": speed}, indent=1))
+
+
+def _print_against(name: Path, a, b) -> None:
+    """B's tuned model minus A's on the same questions (cases where grouped), paired 95% intervals."""
+    delta = paired_deltas(a.predictions, b.predictions)
+    print(f"\n{name} tuned - this run's tuned [95% paired CI]")
+    for kind, key in (("by_setting", "adherence_by_setting"), ("case_by_setting", "case_adherence_by_setting")):
+        for s, d in delta.get(kind, {}).items():
+            label = s + (" (cases)" if kind == "case_by_setting" else "")
+            print(f"{label:<24} {a.metrics[key][s]:.3f} -> {b.metrics[key][s]:.3f}  {_delta(d)}")
 
 
 if __name__ == "__main__":
