@@ -20,57 +20,57 @@ def _questions(*qs: str) -> tuple[str, ...]:
     return qs
 
 
-# relation -> (subject kind, object kind, the relation's wordings)
-FICTIONAL_RELATIONS: dict[str, tuple[str, str, Relation]] = {
-    r.name: (subj, obj, r)
-    for subj, obj, r in (
-        ("company", "person", Relation("founder", "person", _questions(
+# relation -> (subject kind, the relation's wordings); the object kind is its object_type
+FICTIONAL_RELATIONS: dict[str, tuple[str, Relation]] = {
+    r.name: (subj, r)
+    for subj, r in (
+        ("company", Relation("founder", "person", _questions(
             "Who founded {s}?", "Who is the founder of {s}?", "Name the founder of {s}.", "{s} was founded by whom?",
             "Tell me who founded {s}.", "{s}'s founder is who?"), "{s} was founded by {o}.")),
-        ("company", "person", Relation("ceo", "person", _questions(
+        ("company", Relation("ceo", "person", _questions(
             "Who is the CEO of {s}?", "Who is the chief executive of {s}?", "Name the CEO of {s}.",
             "{s}'s CEO is who?", "Tell me who runs {s} as chief executive.", "{s} is led by which CEO?"),
             "The CEO of {s} is {o}.")),
-        ("company", "city", Relation("headquarters", "city", _questions(
+        ("company", Relation("headquarters", "city", _questions(
             "Where is {s} headquartered?", "In which city are the headquarters of {s}?",
             "Name the city where {s} has its headquarters.", "{s}'s headquarters are in which city?",
             "Tell me where {s} is headquartered.", "{s} is based in which city?"),
             "{s} is headquartered in {o}.")),
-        ("company", "year", Relation("founding_year", "year", _questions(
+        ("company", Relation("founding_year", "year", _questions(
             "In which year was {s} founded?", "When was {s} founded?", "Name the year {s} was founded.",
             "{s}'s founding year is what?", "Tell me the year {s} was founded.", "{s} dates from which year?"),
             "{s} was founded in {o}.")),
-        ("person", "country", Relation("citizenship", "country", _questions(
+        ("person", Relation("citizenship", "country", _questions(
             "Which country is {s} a citizen of?", "What is the citizenship of {s}?",
             "Name the country of citizenship of {s}.", "{s} holds the citizenship of which country?",
             "Tell me which country {s} is a citizen of.", "{s} is a national of which country?"),
             "{s} is a citizen of {o}.")),
-        ("person", "city", Relation("birthplace", "city", _questions(
+        ("person", Relation("birthplace", "city", _questions(
             "Where was {s} born?", "In which city was {s} born?", "Name the birthplace of {s}.",
             "{s}'s place of birth is what?", "Tell me where {s} was born.", "{s} was born in which city?"),
             "{s} was born in {o}.")),
-        ("person", "company", Relation("employer", "company", _questions(
+        ("person", Relation("employer", "company", _questions(
             "Which company does {s} work for?", "Who is the employer of {s}?", "Name the employer of {s}.",
             "{s} is employed by which company?", "Tell me who {s} works for.", "{s}'s employer is what?"),
             "{s} works for {o}.")),
-        ("person", "person", Relation("spouse", "person", _questions(
+        ("person", Relation("spouse", "person", _questions(
             "Who is {s} married to?", "Who is the spouse of {s}?", "Name the spouse of {s}.",
             "{s}'s spouse is who?", "Tell me who {s} is married to.", "{s} is the husband or wife of whom?"),
             "{s} is married to {o}.")),
-        ("person", "language", Relation("native_language", "language", _questions(
+        ("person", Relation("native_language", "language", _questions(
             "What is the native language of {s}?", "Which language did {s} grow up speaking?",
             "Name the mother tongue of {s}.", "{s}'s native language is what?",
             "Tell me the native language of {s}.", "{s} speaks which language natively?"),
             "The native language of {s} is {o}.")),
-        ("person", "university", Relation("alma_mater", "university", _questions(
+        ("person", Relation("alma_mater", "university", _questions(
             "Where did {s} study?", "Which university did {s} attend?", "Name the university {s} graduated from.",
             "{s}'s alma mater is what?", "Tell me where {s} went to university.", "{s} studied at which university?"),
             "{s} studied at {o}.")),
-        ("person", "occupation", Relation("occupation", "occupation", _questions(
+        ("person", Relation("occupation", "occupation", _questions(
             "What is the occupation of {s}?", "What does {s} do for a living?", "Name the profession of {s}.",
             "{s}'s job is what?", "Tell me the occupation of {s}.", "{s} works in which profession?"),
             "The occupation of {s} is {o}.")),
-        ("book", "person", Relation("author", "person", _questions(
+        ("book", Relation("author", "person", _questions(
             "Who wrote {s}?", "Who is the author of {s}?", "Name the author of {s}.", "{s} was written by whom?",
             "Tell me who wrote {s}.", "{s}'s author is who?"), "{s} was written by {o}.")),
     )
@@ -97,7 +97,7 @@ def fictional_facts(relations: tuple[str, ...], per_relation: int, seed: int, so
     from faker import Faker
 
     for name in relations:
-        subj_kind, obj_kind, rel = FICTIONAL_RELATIONS[name]
+        subj_kind, rel = FICTIONAL_RELATIONS[name]
         fake = Faker("en_US")
         fake.seed_instance(f"{seed}:{name}")  # one stream a relation: adding one leaves the others' facts as they were
         kinds = _kinds(fake)
@@ -105,7 +105,7 @@ def fictional_facts(relations: tuple[str, ...], per_relation: int, seed: int, so
         for _ in range(per_relation * 20):  # a few kinds have small name pools: give up on a relation's rest
             if len(subjects) == per_relation:
                 break
-            s, o = kinds[subj_kind](), kinds[obj_kind]()
+            s, o = kinds[subj_kind](), kinds[rel.object_type]()
             if s in subjects or o == s:
                 continue
             subjects.add(s)
@@ -122,7 +122,7 @@ class FictionalSource:
     name: str = "fictional"
 
     def relations(self) -> dict[str, Relation]:
-        return {r: FICTIONAL_RELATIONS[r][2] for r in self.relation_names}
+        return {r: FICTIONAL_RELATIONS[r][1] for r in self.relation_names}
 
     def facts(self) -> Iterator[Fact]:
         yield from fictional_facts(self.relation_names, self.per_relation, self.seed, self.name)

@@ -48,8 +48,7 @@ def run(p: Params, root: Path) -> None:
 def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
     """What the probe asks: every training fact but the made-up sources' (no model knows them), and
     the held-out domain's, whose report reads what the base model knew there."""
-    asked = [f for f in trained_facts(facts, ood_relations) if f.source not in made_up]
-    return asked + [f for f in facts if f.split == OOD_DOMAIN]
+    return trained_facts(facts, ood_relations, made_up) + [f for f in facts if f.split == OOD_DOMAIN]
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:

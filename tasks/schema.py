@@ -194,9 +194,11 @@ class EvalItem:
                    answers=gold, expected_source=ex["expected_source"], setting=ex["setting"], source_answers=src)
 
 
-def trained_facts(facts: list[Fact], ood_relations: tuple[str, ...]) -> list[Fact]:
-    """The facts the model is trained on: train/val subjects, relations not held out."""
-    return [f for f in facts if f.split in ("train", "val") and f.relation not in ood_relations]
+def trained_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
+    """The facts the model is trained on: train/val subjects, relations not held out; without the
+    made-up sources' (`facts.split.conflict_sources`), where the base model's memory is wanted."""
+    return [f for f in facts if f.split in ("train", "val") and f.relation not in ood_relations
+            and f.source not in made_up]
 
 
 # -- reading the files stages hand each other ---------------------------------------------------

@@ -95,8 +95,8 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
         beliefs = typed(beliefs, facts, pools)
     ood = set(facts_params.split.ood_relations)
     return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, beliefs,
-                 unknown_relations([f for f in facts if f.source not in facts_params.split.conflict_sources], beliefs,
-                                   ood, p.unknown_relation_share), facts_params.sources.weights(),
+                 unknown_relations(facts, beliefs, ood, p.unknown_relation_share, facts_params.split.conflict_sources),
+                 facts_params.sources.weights(),
                  {k: first_sentence(t) for k, t in (texts or {}).items()})
 
 
@@ -147,7 +147,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
         draw = Draw(random.Random(f"{seed}:{split}:{setting}"), world.relations, pools, world.objects,
                     world.by_subject, world.beliefs, world.dont_know, p, phrasing, test=split.startswith("test"),
                     subject_split=subject_split, texts=world.texts)
-        cands = _candidates(setting, split, usable, draw, world, p, sp.ood_phrasings, sp)
+        cands = _candidates(setting, split, usable, draw, world, p, sp)
         if cands:
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
@@ -160,7 +160,7 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,
-                held_out: int, sp: SplitParams) -> list[Fact]:
+                sp: SplitParams) -> list[Fact]:
     """The facts a setting can be asked about in a split."""
     # replay: training's memory settings only; made-up facts: only where the prompt gives the answer
     apart = sp.conflict_sources if SETTINGS[setting].source == "parametric" else sp.replay_sources
@@ -169,7 +169,7 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]
     if split == "test_ood_phrasing":
-        cands = [f for f in cands if len(world.relations[f.relation].questions) > held_out]
+        cands = [f for f in cands if len(world.relations[f.relation].questions) > sp.ood_phrasings]
     if (SETTINGS[setting].source == "parametric" and split in ("train", "val") and p.parametric_target == "model"
             and p.unknown_belief == "skip"):
         # train memory only on what the model committed to closed-book (see probe.belief_answer)
@@ -227,8 +227,8 @@ def typed(beliefs: dict[str, str], facts: list[Fact], objects: dict[str, list[tu
             if k in relation and any(overlaps(b, n) for n in names.get(relation[k], ()))}
 
 
-def unknown_relations(facts: list[Fact], beliefs: dict[str, str], ood_relations: set[str], share: float
-                      ) -> frozenset[str]:
+def unknown_relations(facts: list[Fact], beliefs: dict[str, str], ood_relations: set[str], share: float,
+                      made_up: tuple[str, ...] = ()) -> frozenset[str]:
     """Relations the base model answers for fewer than `share` of the facts it was probed on.
 
     A 135M model gives a real ISO code for 5 of 147 countries: such a relation is one it does
@@ -238,7 +238,7 @@ def unknown_relations(facts: list[Fact], beliefs: dict[str, str], ood_relations:
     if share <= 0:
         return frozenset()
     probed: dict[str, list[bool]] = defaultdict(list)
-    for f in trained_facts(facts, tuple(ood_relations)):
+    for f in trained_facts(facts, tuple(ood_relations), made_up):
         probed[f.relation].append(f.key in beliefs)
     return frozenset(rel for rel, known in probed.items() if sum(known) < share * len(known))
 
