@@ -73,13 +73,13 @@ def test_replay_sources_are_only_trained():
 
 @pytest.mark.parametrize("domains, pattern", [
     ("[elements, nope]", r"split.ood_domains: \['nope'\] is not an enabled source"),
-    ("[countries, cities, countryinfo, pycountry, languages, currencies, elements, us_states]",
+    ("[countries, cities, countryinfo, pycountry, languages, currencies, elements, us_states, fictional]",
      "nothing is left to train on"),
     ("[countries, cities, countryinfo, pycountry, elements, us_states]", "leave no source to test the hierarchy on"),
     ("[elements, us_states]\n    replay_sources: [elements]", r"replay_sources: \['elements'\] is not an enabled "
                                                               "source outside the other split lists"),
-    ("[elements, us_states]\n    conflict_sources: [fictional]", r"conflict_sources: \['fictional'\] is not an "
-                                                                 "enabled source outside the other split lists"),
+    ("[elements, us_states]\n    conflict_sources: [fictional, elements]", r"conflict_sources: \['elements'\] is not "
+                                                                           "an enabled source outside the other split lists"),
 ])
 def test_bad_ood_domains_are_named(domains, pattern):
     text = (ROOT / "params.yaml").read_text()
@@ -108,7 +108,8 @@ def test_made_up_facts_are_seeded_only_trained_and_never_probed():
     # the same seed gives the same world, another seed another one; the real sources are untouched
     assert made_up == [f for f in collect_facts(fp, seed=0)[0] if f.source == "fictional"]
     assert made_up != [f for f in collect_facts(fp, seed=1)[0] if f.source == "fictional"]
-    assert [f for f in facts if f not in made_up] == collect_facts(shipped().facts, seed=0)[0]
+    real = {"sources": {"fictional": {"enabled": False}}, "split": {"conflict_sources": []}}
+    assert [f for f in facts if f not in made_up] == collect_facts(shipped({"facts": real}).facts, seed=0)[0]
     asked = probed_facts(facts, fp.split.ood_relations, fp.split.conflict_sources)
     assert asked and not [f for f in asked if f.source == "fictional"]
 
