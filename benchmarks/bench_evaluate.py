@@ -1,11 +1,14 @@
 """Examples/s of the evaluation against an unbatched loop over the same model and examples.
 
     python benchmarks/bench_evaluate.py [--run .] [--split test] [--n 96]
-    python benchmarks/bench_evaluate.py --benchmark mquake PATH [--n 96]
+    python benchmarks/bench_evaluate.py --benchmark mquake PATH [--n 96] [--run-length 16]
 
 `evaluate_items` (what `kpref evaluate` and the evaluate stage run) batches prompts of like
-length (`evaluate.batch_size`), stops each sequence at its end-of-turn token, generates each
-distinct prompt once and scores the confidence gain's bare prompts with one forward pass. The
+length (`evaluate.batch_size`), runs an opening that several prompts share (a case's edits,
+a passage with several questions) through the model once, stops each sequence at its
+end-of-turn token, generates each distinct prompt once and scores the confidence gain's bare
+prompts with one forward pass. A benchmark's examples are sampled in runs of consecutive
+ones, as a file holds them, so its cases keep the questions that share their edits. The
 baseline is the loop one would write first: each example alone, `model.generate` with the same
 greedy settings and token budget, then the same answer matching. Both run here, one after the
 other, on the same examples of RUN's tuned model; the script prints both rates and their ratio
@@ -44,12 +47,22 @@ def unbatched(model, tok, items: list[EvalItem], max_new_tokens: int) -> list[bo
     return correct
 
 
+def sample(items: list[EvalItem], n: int, run: int) -> list[EvalItem]:
+    """`n` items spread over the file in runs of `run` consecutive ones: a benchmark case's
+    questions side by side (beside the same edits or passage) as the evaluation meets them,
+    and each setting in the sample. `run` 1: every k-th item."""
+    starts = range(0, len(items), max(run, len(items) // max(1, n // run)))
+    return [it for s in starts for it in items[s : s + run]][:n]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=Path("."))
     ap.add_argument("--split", default="test")
     ap.add_argument("--benchmark", nargs=2, metavar=("FORMAT", "PATH"), default=None)
     ap.add_argument("--n", type=int, default=96)
+    ap.add_argument("--run-length", type=int, default=16,
+                    help="a benchmark's examples are taken in runs of this many in file order")
     args = ap.parse_args()
 
     p = load_params(args.run / "params.yaml").evaluate
@@ -57,8 +70,7 @@ def main() -> None:
         items = load_benchmark(args.benchmark[0], Path(args.benchmark[1]))
     else:
         items = [EvalItem.from_example(r) for r in read_jsonl(args.run / "data" / f"{args.split}.jsonl")]
-    # every n-th item, so each setting is in the sample
-    items = items[:: max(1, len(items) // args.n)][: args.n]
+    items = sample(items, args.n, args.run_length if args.benchmark else 1)
     model, tok = load_model(args.run / "models" / "tuned", precision=p.precision)
     print(f"{len(items)} examples, batch {p.batch_size}, {p.max_new_tokens} new tokens, {torch.get_num_threads()} "
           f"threads, {next(model.parameters()).dtype}")

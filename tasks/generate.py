@@ -1,8 +1,9 @@
 """Batched greedy generation with a progress bar: probing, evaluation and `kpref answer`."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -33,31 +34,139 @@ def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, devi
             bar.update(len(idx))
 
 
+def _greedy(model, tokenizer, batch: dict, max_new_tokens: int):
+    return model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=tokenizer.pad_token_id,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+
+
+def _answers(tokenizer, gen, prompt_len: int) -> list[Answer]:
+    texts = tokenizer.batch_decode(gen.sequences[:, prompt_len:], skip_special_tokens=True)
+    return [Answer(t.strip(), round(h, 4)) for t, h in zip(texts, _entropy(gen.logits[0]))]
+
+
 @torch.inference_mode()
 def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,
-                     desc: str = "generating", groups: Sequence[Sequence[int]] | None = None) -> list[Answer]:
+                     desc: str = "generating", groups: Sequence[Sequence[int]] | None = None,
+                     prefix_keys: Sequence[Hashable] | None = None) -> list[Answer]:
     """Greedy answers for already-rendered prompts, in input order, each with the entropy of its
     first token (from the same forward pass: free). `groups`: the batches as lists of indices,
     when a caller needs them fixed (batched low-precision arithmetic depends on a prompt's
-    batch-mates); else batches of `batch_size` by length."""
+    batch-mates); else batches of `batch_size` by length. `prefix_keys`: prompts with one key
+    share their opening (the same passages or instruction before another question); where that
+    saves work, each shared opening is run through the model once (shared_prefix_plan)."""
     out: list[Answer | None] = [None] * len(prompts)
     device = next(model.parameters()).device
+    if groups is None and prefix_keys is not None and prompts:
+        ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        plan = shared_prefix_plan(ids, prefix_keys, batch_size)
+        if plan is not None:
+            with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
+                for runs in plan:
+                    for i, a in zip([i for run in runs for i in run.rows],
+                                    _generate_shared(model, tokenizer, ids, runs, max_new_tokens, device)):
+                        out[i] = a
+                    bar.update(sum(len(run.rows) for run in runs))
+            return out  # type: ignore[return-value]
     for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device, groups):
-        gen = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=tokenizer.pad_token_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
-        texts = tokenizer.batch_decode(gen.sequences[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, t, h in zip(idx, texts, _entropy(gen.logits[0])):
-            out[i] = Answer(t.strip(), round(h, 4))
+        gen = _greedy(model, tokenizer, batch, max_new_tokens)
+        for i, a in zip(idx, _answers(tokenizer, gen, batch["input_ids"].shape[1])):
+            out[i] = a
     return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Prompts (indices) whose first `shared` tokens are the same."""
+    rows: tuple[int, ...]
+    shared: int
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def shared_prefix_plan(ids: Sequence[Sequence[int]], keys: Sequence[Hashable],
+                       batch_size: int) -> list[list[Run]] | None:
+    """Batches of runs that share an opening, or None when plain length-sorted batching runs
+    fewer token positions through the model (then nothing is gained, and the batching, which
+    low-precision answers depend on, stays as it was).
+
+    A run is the prompts of one key, at most `batch_size` of them; it shares the tokens all its
+    prompts begin with, less one, so each prompt still has a token of its own to start from.
+    Prompts alone with their key still share the chat template's opening: they make runs of
+    like length together. Runs of like opening length share a batch, so the openings' left
+    padding stays short."""
+    by_key: dict[Hashable, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    groups = [rows for rows in by_key.values() if len(rows) > 1]
+    alone = [rows[0] for rows in by_key.values() if len(rows) == 1]
+    runs = []
+    for rows in groups + [alone] if alone else groups:
+        rows = sorted(rows, key=lambda i: len(ids[i]))
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            shared = min([len(ids[i]) - 1 for i in chunk] + [_common(ids[chunk[0]], ids[i]) for i in chunk])
+            runs.append(Run(tuple(chunk), max(shared, 0)))
+    runs.sort(key=lambda r: (r.shared, len(r.rows)))
+    batches: list[list[Run]] = [[]]
+    for run in runs:
+        if batches[-1] and sum(len(r.rows) for r in batches[-1]) + len(run.rows) > batch_size:
+            batches.append([])
+        batches[-1].append(run)
+
+    def padded(batch: list[Run]) -> int:
+        rows = [i for r in batch for i in r.rows]
+        tail = max(len(ids[i]) - r.shared for r in batch for i in r.rows)
+        return len(batch) * max(r.shared for r in batch) + len(rows) * tail
+
+    by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    plain = sum(len(chunk) * len(ids[chunk[-1]]) for chunk in
+                (by_length[s : s + batch_size] for s in range(0, len(ids), batch_size)))
+    return batches if sum(padded(b) for b in batches) < plain else None
+
+
+def _left_padded(seqs: Sequence[Sequence[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in seqs], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
+
+
+def _generate_shared(model, tokenizer, ids: Sequence[Sequence[int]], runs: list[Run], max_new_tokens: int,
+                     device) -> list[Answer]:
+    """One batch of runs: each run's opening through the model once, its key/value cache
+    repeated over the run's prompts, then each prompt's own tokens and the answer. A row reads
+    [padding, opening, padding, own tokens]; the mask hides the padding and positions count
+    only what it shows, so each prompt is computed as if alone."""
+    pad = tokenizer.pad_token_id
+    head_ids, head_mask = _left_padded([ids[r.rows[0]][: r.shared] or [pad] for r in runs], pad, device)
+    head_mask[[k for k, r in enumerate(runs) if r.shared == 0]] = 0
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    positions = (head_mask.cumsum(-1) - 1).clamp(min=0)
+    head = model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions, use_cache=True,
+                 logits_to_keep=1)
+    cache = getattr(head, cache_kw)
+    run_of = torch.tensor([k for k, r in enumerate(runs) for _ in r.rows], device=device)
+    cache.batch_select_indices(run_of)
+    tail_ids, tail_mask = _left_padded([ids[i][r.shared :] for r in runs for i in r.rows], pad, device)
+    batch = {"input_ids": torch.cat([head_ids[run_of], tail_ids], 1),
+             "attention_mask": torch.cat([head_mask[run_of], tail_mask], 1), cache_kw: cache}
+    return _answers(tokenizer, _greedy(model, tokenizer, batch, max_new_tokens), batch["input_ids"].shape[1])
 
 
 def generate(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,
@@ -66,15 +175,9 @@ def generate(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max
     return [a.text for a in generate_answers(model, tokenizer, prompts, batch_size, max_new_tokens, desc, groups)]
 
 
-@torch.inference_mode()
-def first_token_entropy(model, tokenizer, prompts: Sequence[str], batch_size: int = 16,
-                        desc: str = "scoring") -> list[float]:
-    """The entropy of the first answer token's distribution, from one forward pass (no decoding):
-    for prompts whose answer is not needed."""
-    out: list[float] = [0.0] * len(prompts)
-    for idx, batch in _batches(tokenizer, prompts, batch_size, desc, next(model.parameters()).device):
-        # positions as generate() counts them under left padding, so the figure is the one it would see
-        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        for i, h in zip(idx, _entropy(model(**batch, position_ids=positions).logits[:, -1, :])):
-            out[i] = round(h, 4)
-    return out
+def first_token_entropy(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, desc: str = "scoring",
+                        prefix_keys: Sequence[Hashable] | None = None) -> list[float]:
+    """The entropy of the first answer token's distribution, for prompts whose answer is not
+    needed: one forward pass each, an opening shared by `prefix_keys` once (generate_answers)."""
+    return [a.entropy for a in generate_answers(model, tokenizer, prompts, batch_size, 1, desc,
+                                                prefix_keys=prefix_keys)]

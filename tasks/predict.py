@@ -28,13 +28,19 @@ def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new
     # answer to the same question; generate each distinct prompt once.
     cb = _closed_book_prompts(tok, items)
     unique = list(dict.fromkeys([*prompts, *cb.values()]))
-    answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc)))
+    # questions asked beside the same passages or instruction (a benchmark case's edits) share
+    # the prompt's opening: generation runs it once for them
+    opening = {p: (it.instruction, tuple(it.contexts)) for it, p in zip(items, prompts)}
+    keys = [opening.get(p, (None, ())) for p in unique]
+    answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc,
+                                                prefix_keys=keys)))
     # CK-PLUG's confidence gain needs each question's first-token entropy with nothing beside it:
     # one forward pass for the bare prompts not generated already
     bare = {it.id: prompt.render(tok, it.question) for it in items if it.contexts or it.instruction}
     unscored = [q for q in dict.fromkeys(bare.values()) if q not in answers]
     bare_entropy = {q: a.entropy for q, a in answers.items()}
-    bare_entropy.update(zip(unscored, first_token_entropy(model, tok, unscored, batch_size, desc=f"{desc} (bare)")))
+    bare_entropy.update(zip(unscored, first_token_entropy(model, tok, unscored, batch_size, desc=f"{desc} (bare)",
+                                                          prefix_keys=[None] * len(unscored))))
 
     preds = []
     for it, p in zip(items, prompts):
