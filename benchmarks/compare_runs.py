@@ -1,7 +1,7 @@
 """Two tuned models side by side on the same questions: B minus A, each difference with its
 paired-bootstrap 95% interval.
 
-    python benchmarks/compare_runs.py A_PREDICTIONS B_PREDICTIONS [--names sft,sft+dpo]
+    python benchmarks/compare_runs.py A_PREDICTIONS B_PREDICTIONS [--names sft,sft+dpo] [--splits mquake]
 
 Each argument is a `reports/predictions` folder of a finished run (or a copy of one). The two runs
 must have answered the same questions: the same data, as runs of one seed are. Per split, it
@@ -9,7 +9,8 @@ prints the tuned models' adherence on the conflict settings (the answer the hier
 where it contradicts the model's memory), closed-book accuracy, irrelevant-context robustness
 (on all, and on the facts the *base* answers right closed-book), and every setting. This is
 how `train.method` choices are compared (docs/decisions.md): run each choice with `dvc exp run`,
-keep each run's predictions, compare in pairs per seed.
+keep each run's predictions, compare in pairs per seed. `--splits`: other prediction files of
+the same layout, such as a benchmark's from `public_benchmarks.py --predictions`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tasks.evaluate import paired_deltas
+from tasks.evaluate import case_flags, paired_deltas
 from tasks.metrics import paired_bootstrap
 from tasks.schema import SETTINGS, read_jsonl
 
@@ -43,7 +44,7 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> dict[str, tuple[str, 
     if [r["id"] for r in a] != [r["id"] for r in b]:
         raise SystemExit(f"{split}: the two runs answered different questions (another seed's data?)")
     out = {}
-    conflict = [i for i, r in enumerate(a) if SETTINGS[r["setting"]].conflict]
+    conflict = [i for i, r in enumerate(a) if _conflict(r)]
     if conflict:
         ca, cb = [a[i] for i in conflict], [b[i] for i in conflict]
         out["conflict adherence"] = (_rate(ca, "correct"), _rate(cb, "correct"),
@@ -65,7 +66,18 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> dict[str, tuple[str, 
     for s, d in deltas["by_setting"].items():
         rows_a, rows_b = [r for r in a if r["setting"] == s], [r for r in b if r["setting"] == s]
         out[f"  {s} ({len(rows_a)})"] = (_rate(rows_a, "correct"), _rate(rows_b, "correct"), d)
+    cases_a, cases_b = case_flags(a), case_flags(b)
+    for s, d in deltas.get("case_by_setting", {}).items():
+        out[f"  {s}, cases ({len(cases_a[s])})"] = (*(f"{sum(c[s].values()) / len(c[s]):.3f}"
+                                                      for c in (cases_a, cases_b)), d)
     return out
+
+
+def _conflict(row: dict) -> bool:
+    """A setting whose right answer contradicts the world's; a benchmark's own settings (MQuAKE's
+    multi-hop edits) are when an instruction or a passage is the source to follow."""
+    spec = SETTINGS.get(row["setting"])
+    return spec.conflict if spec else row["expected_source"] in ("instruction", "context")
 
 
 def main() -> None:
@@ -74,11 +86,12 @@ def main() -> None:
     ap.add_argument("b", type=Path)
     ap.add_argument("--names", default="A,B", help="what to call the two runs, comma-separated")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--splits", nargs="+", default=SPLITS, help="prediction files to compare (default: the test splits)")
     args = ap.parse_args()
     name_a, name_b = args.names.split(",")
     print(f"{name_b} minus {name_a}, paired 95% intervals (* excludes 0)")
     figures = {}
-    for split in SPLITS:
+    for split in args.splits:
         cmp = compare_split(args.a, args.b, split)
         if cmp is None:
             continue

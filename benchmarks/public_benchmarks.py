@@ -3,9 +3,14 @@
     python benchmarks/public_benchmarks.py mquake PATH [--run .] [--max-items N] [--json OUT]
     python benchmarks/public_benchmarks.py ifqa|mrqa PATH [...]
     python benchmarks/public_benchmarks.py mquake PATH --run A --against B [--max-items N]
+    ... [--predictions DIR]
 
 With `--against B`, an experiment's tuned model (B's) answers the same items too, and the script
-prints B - A per setting and per case, paired: does a recipe pay on the benchmark.
+prints B - A per setting and per case, paired: does a recipe pay on the benchmark (in `--json`
+under "against"). `--predictions DIR` keeps the answers as a run's reports/predictions holds
+them (DIR/base_FORMAT.jsonl, DIR/tuned_FORMAT.jsonl; B's tuned in DIR/against/), so later runs
+are paired with them without answering again: `python benchmarks/compare_runs.py DIR OTHER
+--splits mquake`.
 
 PATH is a file in its authors' format (any MQuAKE file: CF-3k, CF-3k-v2, T, hard). RUN is a
 finished pipeline run (params.yaml, models/base, models/tuned). Both models answer the same
@@ -28,6 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+from tasks.atomic import write_jsonl  # noqa: E402
 from tasks.benchmarks import load_benchmark  # noqa: E402
 from tasks.evaluate import evaluate_model, paired_deltas  # noqa: E402
 from tasks.params import load_params  # noqa: E402
@@ -52,6 +58,8 @@ def main() -> None:
     ap.add_argument("--max-items", type=int, default=None, help="first N cases (MQuAKE) or questions")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     ap.add_argument("--against", type=Path, default=None, help="another run: its tuned model against RUN's, paired")
+    ap.add_argument("--predictions", type=Path, default=None,
+                    help="write the models' predictions here, to pair later runs with (compare_runs.py)")
     args = ap.parse_args()
 
     p = load_params(args.run / "params.yaml").evaluate
@@ -87,16 +95,23 @@ def main() -> None:
         value = (tuned["case_adherence_by_setting"] if kind == "case" else tuned["adherence_by_setting"]).get(s)
         print(f"target {s}{' cases' if kind == 'case' else ''} >= {target}: {value} "
               f"{'met' if value is not None and value >= target else 'NOT met'}")
+    out = {"file": str(args.path), "n": len(items), "base": base, "tuned": tuned, "delta": delta,
+           "examples_per_s": speed}
     if args.against:
-        other = evaluate_model(args.against / "models" / "tuned", items, p.batch_size, p.max_new_tokens,
-                               desc="against", precision=p.precision)
-        _print_against(args.against, results["tuned"], other)
+        results["against"] = evaluate_model(args.against / "models" / "tuned", items, p.batch_size,
+                                            p.max_new_tokens, desc="against", precision=p.precision)
+        out["against"] = {"run": str(args.against), "tuned": results["against"].metrics,
+                          "delta": _print_against(args.against, results["tuned"], results["against"])}
     if args.json:
-        args.json.write_text(json.dumps({"file": str(args.path), "n": len(items), "base": base, "tuned": tuned,
-                                         "delta": delta, "examples_per_s": speed}, indent=1))
+        args.json.write_text(json.dumps(out, indent=1))
+    if args.predictions:  # laid out as a run's reports/predictions, the benchmark as the split
+        for folder, name in ((args.predictions, "tuned"), (args.predictions / "against", "against")):
+            if name in results:
+                write_jsonl(folder / f"base_{args.format}.jsonl", results["base"].predictions)
+                write_jsonl(folder / f"tuned_{args.format}.jsonl", results[name].predictions)
 
 
-def _print_against(name: Path, a, b) -> None:
+def _print_against(name: Path, a, b) -> dict:
     """B's tuned model minus A's on the same questions (cases where grouped), paired 95% intervals."""
     delta = paired_deltas(a.predictions, b.predictions)
     print(f"\n{name} tuned - this run's tuned [95% paired CI]")
@@ -104,6 +119,7 @@ def _print_against(name: Path, a, b) -> None:
         for s, d in delta.get(kind, {}).items():
             label = s + (" (cases)" if kind == "case_by_setting" else "")
             print(f"{label:<24} {a.metrics[key][s]:.3f} -> {b.metrics[key][s]:.3f}  {_delta(d)}")
+    return delta
 
 
 if __name__ == "__main__":
