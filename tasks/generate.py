@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
@@ -90,15 +91,6 @@ class Run:
     shared: int
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def shared_prefix_plan(ids: Sequence[Sequence[int]], keys: Sequence[Hashable],
                        batch_size: int) -> list[list[Run]] | None:
     """Batches of runs that share an opening, or None when plain length-sorted batching runs
@@ -120,7 +112,8 @@ def shared_prefix_plan(ids: Sequence[Sequence[int]], keys: Sequence[Hashable],
         rows = sorted(rows, key=lambda i: len(ids[i]))
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            shared = min([len(ids[i]) - 1 for i in chunk] + [_common(ids[chunk[0]], ids[i]) for i in chunk])
+            # os.path.commonprefix compares any sequences item by item, token ids included
+            shared = min([len(ids[i]) - 1 for i in chunk] + [len(os.path.commonprefix([ids[i] for i in chunk]))])
             runs.append(Run(tuple(chunk), max(shared, 0)))
     runs.sort(key=lambda r: (r.shared, len(r.rows)))
     batches: list[list[Run]] = [[]]
