@@ -18,7 +18,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NONE
 
 from tasks.metrics import metric_changes
-from tasks.schema import METRICS, NOT_MODELS, KprefError
+from tasks.schema import DVC_LOCK, METRICS, NOT_MODELS, KprefError
 from tasks.stages import quiet_offline_env, stage_names
 
 
@@ -44,6 +44,24 @@ def _retry_if_transient(task, task_run, state) -> bool:
 
 def _default_remote(repo) -> str | None:
     return repo.config.get("core", {}).get("remote")
+
+
+def check_lockfile(root: Path) -> None:
+    """Stops a run whose dvc.lock DVC cannot read, before any stage. DVC rewrites that file in
+    place after each stage, so a run killed during the write (SIGKILL, out of memory, a lost
+    machine) leaves it cut short; DVC's own message names neither cause nor cure."""
+    from dvc.dvcfile import Lockfile
+    from dvc.repo import Repo
+    from dvc.utils.strictyaml import YAMLSyntaxError, YAMLValidationError
+
+    with contextlib.chdir(root), Repo(root) as repo:
+        try:
+            Lockfile(repo, DVC_LOCK).load()
+        except (YAMLSyntaxError, YAMLValidationError) as e:
+            raise KprefError(
+                f"{root / DVC_LOCK}: DVC cannot read it ({e}); a run killed while DVC wrote it leaves it cut "
+                f"short. Restore it (`git checkout {DVC_LOCK}`, or delete it) and run again: DVC's run cache "
+                "restores the stages that finished instead of running them again") from None
 
 
 @task(name="dvc-pull", cache_policy=NONE)
@@ -150,6 +168,7 @@ def kpref_pipeline(root: str = ".", force: bool = False, share: bool = True, ret
     """Every dvc.yaml stage through DVC. A stage that fails for a reason other than bad input is
     retried `retries` times, `retry_delay_s` apart; bad input fails the run with the stage's message."""
     base = Path(root).resolve()
+    check_lockfile(base)
     before = _read_metrics(base)
     shared = share and pull_shared(str(base))["remote"] is not None
     stage = repro_stage.with_options(retries=retries, retry_delay_seconds=retry_delay_s,
