@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -8,14 +10,22 @@ import yaml
 
 from tasks.stages import quiet_offline_env
 
+
+def _session_dir(prefix: str) -> str:
+    """A temp dir that goes when the test session's process ends."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 # Offline, quiet, and no state outside temp dirs: set before any library reads them.
 quiet_offline_env()
 os.environ.update(
     {
-        "PREFECT_HOME": tempfile.mkdtemp(prefix="kpref-prefect-"),
+        "PREFECT_HOME": _session_dir("kpref-prefect-"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
-        "HF_HOME": tempfile.mkdtemp(prefix="kpref-hf-"),
+        "HF_HOME": _session_dir("kpref-hf-"),
         "TQDM_DISABLE": "1",
     }
 )
