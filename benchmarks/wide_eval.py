@@ -2,6 +2,7 @@
 
     python benchmarks/wide_eval.py robustness [--run .] [--n 300] [--show K]
     python benchmarks/wide_eval.py retention [--run .] [--n 300] [--n-conflict 128] [--splits ...] [--show K]
+                                             [--against EXP ...]
     python benchmarks/wide_eval.py adherence --split test_ood_phrasing|test_ood_relation|test_ood_domain|test [--n 128]
 
 The test split asks 60 irrelevant-context questions and each OOD split 32 per setting, so one
@@ -22,6 +23,9 @@ retention (issue 12's targets), base and tuned on the same questions:
 - on `test`, `test_ood_phrasing` and `test_ood_relation`: robustness on the facts the base
   model knows (target 0.95), and closed-book retention on the same questions asked bare.
 The tuned model's lost closed-book answers are tallied by shape: "I don't know." or other.
+With `--against EXP ...` (runs of the same test splits with other train or training-data params, e.g.
+`dvc exp` clones), each EXP's tuned model answers the same questions too, and its figures are also
+given as EXP − RUN's tuned with a paired interval.
 """
 from __future__ import annotations
 
@@ -131,11 +135,11 @@ DOMAIN_CONFLICTS = ("ctx_counterfactual", "instr_only", "instr_vs_ctx")
 IN_DOMAIN = ("test", "test_ood_phrasing", "test_ood_relation")
 
 
-def answer_all(run: Path, models: list[str], items: list[EvalItem], ev) -> dict[str, list[dict]]:
+def answer_all(models: dict[str, Path], items: list[EvalItem], ev) -> dict[str, list[dict]]:
     """Every model's predictions on the same items, one model in memory at a time."""
     out = {}
-    for name in models:
-        model, tok = load_model(run / name, precision=ev.precision)
+    for name, path in models.items():
+        model, tok = load_model(path, precision=ev.precision)
         out[name] = evaluate_items(model, tok, items, ev.batch_size, ev.max_new_tokens).predictions
         del model
     return out
@@ -151,32 +155,61 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
     kind = "closed_book" if any(r["setting"] == "closed_book" for r in rows) else "ctx_irrelevant"
     cb = [i for i, r in enumerate(rows) if r["setting"] == kind]
     right = {name: [p.get("closed_book_correct", p["correct"]) for p in preds[name]] for name in preds}
-    base, tuned = right["models/base"], right["models/tuned"]
-    if cb:
-        d = paired_bootstrap([base[i] for i in cb], [tuned[i] for i in cb])
-        print(f"  closed-book: base {_flags_rate([base[i] for i in cb])}; tuned {_flags_rate([tuned[i] for i in cb])}")
-        print(f"  retention (tuned - base): {d['delta']:+.3f} (95% paired CI {d['ci95'][0]:+.3f} to "
-              f"{d['ci95'][1]:+.3f}{', significant' if d['significant'] else ''})")
-        said = {name: [p.get("closed_book_prediction", p["prediction"]) for p in preds[name]] for name in preds}
-        lost = [i for i in cb if base[i] and not tuned[i]]
-        shapes = Counter(miss_shape(said["models/tuned"][i]) for i in lost)
-        by_rel = Counter(rows[i]["relation"] for i in lost)
-        print(f"  known to the base, lost by tuning: {len(lost)} ({dict(shapes)}; per relation {dict(by_rel)})")
-        for i in lost[:show]:
-            print(f"    {rows[i]['question']!r}: base {said['models/base'][i]!r} / tuned {said['models/tuned'][i]!r}")
+    said = {name: [p.get("closed_book_prediction", p["prediction"]) for p in preds[name]] for name in preds}
+    base, tuned = right["models/base"], [name for name in preds if name != "models/base"]
     irr_ids = {r["id"] for r in rows if r["setting"] == "ctx_irrelevant"}
     b_irr = [p for p in preds["models/base"] if p["id"] in irr_ids]
-    for name, p in preds.items():
-        r = robustness_on_base_known(b_irr, [x for x in p if x["id"] in irr_ids])
+    if cb:
+        print(f"  closed-book: base {_flags_rate([base[i] for i in cb])}")
+    for name in tuned:
+        print(f"  {name}:")
+        if cb:
+            d = paired_bootstrap([base[i] for i in cb], [right[name][i] for i in cb])
+            print(f"    closed-book {_flags_rate([right[name][i] for i in cb])}; retention (tuned - base): "
+                  f"{_delta(d)}")
+            lost = [i for i in cb if base[i] and not right[name][i]]
+            shapes = Counter(miss_shape(said[name][i]) for i in lost)
+            by_rel = Counter(rows[i]["relation"] for i in lost)
+            print(f"    known to the base, lost by tuning: {len(lost)} ({dict(shapes)}; per relation {dict(by_rel)})")
+            for i in lost[:show]:
+                print(f"      {rows[i]['question']!r}: base {said['models/base'][i]!r} / tuned {said[name][i]!r}")
+        r = robustness_on_base_known(b_irr, [x for x in preds[name] if x["id"] in irr_ids])
         if r:
-            print(f"  {name}: robustness on the {r['n_base_known']} facts the base knows "
+            print(f"    robustness on the {r['n_base_known']} facts the base knows "
                   f"{r['irrelevant_robustness_base_known']:.3f} (95% CI {r['irrelevant_robustness_base_known_ci95']})")
-    for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
-        print(f"  tuned {s}: {_flags_rate([p['correct'] for p in preds['models/tuned'] if p['setting'] == s])}")
+        for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
+            print(f"    {s}: {_flags_rate([p['correct'] for p in preds[name] if p['setting'] == s])}")
+    for name in tuned[1:]:
+        _report_against(rows, preds, name, cb, irr_ids)
 
 
-def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[str], show: int) -> None:
-    models = ["models/base", "models/tuned"]
+def _delta(d: dict) -> str:
+    return (f"{d['delta']:+.3f} (95% paired CI {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}"
+            f"{', significant' if d['significant'] else ''})")
+
+
+def _report_against(rows: list[dict], preds: dict[str, list[dict]], name: str, cb: list[int], irr_ids: set[str]
+                    ) -> None:
+    """EXP's tuned model minus RUN's on the same questions: closed-book, robustness on base-known, conflicts."""
+    base, a, b = (preds[k] for k in ("models/base", "models/tuned", name))
+    cb_right = lambda p: p.get("closed_book_correct", p["correct"])  # noqa: E731
+    print(f"  {name} - models/tuned, paired:")
+    if cb:
+        print(f"    closed-book: {_delta(paired_bootstrap([cb_right(a[i]) for i in cb], [cb_right(b[i]) for i in cb]))}")
+    known = [i for i, r in enumerate(rows) if r["id"] in irr_ids and base[i].get("closed_book_correct")]
+    if known:
+        print(f"    robustness on the {len(known)} facts the base knows: "
+              f"{_delta(paired_bootstrap([a[i]['robust'] for i in known], [b[i]['robust'] for i in known]))}")
+    conflict = [i for i, r in enumerate(rows) if r["setting"] in CONFLICT_SETTINGS]
+    if conflict:
+        print(f"    conflict adherence ({len(conflict)}): "
+              f"{_delta(paired_bootstrap([a[i]['correct'] for i in conflict], [b[i]['correct'] for i in conflict]))}")
+
+
+def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[str], show: int,
+              against: list[Path]) -> None:
+    models = {name: run / name for name in ("models/base", "models/tuned")}
+    models |= {f"{exp.resolve().name} (--against)": exp / "models" / "tuned" for exp in against}
     for split in splits:
         # in the trained domains the irrelevant-context questions' closed-book answers are the retention
         rows = wide_items(run, params, n, split,
@@ -185,7 +218,15 @@ def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[s
             rows += wide_items(run, params, n_conflict, split, DOMAIN_CONFLICTS)
         items = [EvalItem.from_example(r) for r in rows]
         print(f"{split}: {len(items)} questions on {len({r['subject'] for r in rows})} subjects", flush=True)
-        report_split(split, rows, answer_all(run, models, items, params.evaluate), show)
+        report_split(split, rows, answer_all(models, items, params.evaluate), show)
+
+
+def _same_test_splits(run: Path, exp: Path) -> None:
+    """Paired figures need EXP to hold out what RUN holds out: its test splits, byte for byte."""
+    for f in sorted((run / "data").glob("test*.jsonl")):
+        if not (exp / "data" / f.name).is_file() or (exp / "data" / f.name).read_bytes() != f.read_bytes():
+            raise SystemExit(f"--against {exp}: its data/{f.name} differs from --run's, so its tuned model may have "
+                             "trained on --run's held-out questions")
 
 
 def main() -> None:
@@ -200,12 +241,16 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=[OOD_DOMAIN, *IN_DOMAIN], help="retention: the splits")
     ap.add_argument("--model", nargs="+", default=None, help="model dirs under RUN")
     ap.add_argument("--show", type=int, default=0, help="robustness: print this many misses per model")
+    ap.add_argument("--against", type=Path, nargs="+", default=[], help="retention: other runs with RUN's test "
+                                                                        "splits (dvc exp clones): their tuned models")
     args = ap.parse_args()
     params = load_params(args.run / "params.yaml")
     if args.measure == "robustness":
         robustness(args.run, params, args.n or 300, args.model or ["models/base", "models/tuned"], args.show)
     elif args.measure == "retention":
-        retention(args.run, params, args.n or 300, args.n_conflict, args.splits, args.show)
+        for exp in args.against:
+            _same_test_splits(args.run, exp)
+        retention(args.run, params, args.n or 300, args.n_conflict, args.splits, args.show, args.against)
     else:
         adherence(args.run, params, args.n or 128, args.split, args.model or ["models/tuned"])
 
