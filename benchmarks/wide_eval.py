@@ -180,7 +180,7 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
         for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
             print(f"    {s}: {_flags_rate([p['correct'] for p in preds[name] if p['setting'] == s])}")
     for name in tuned[1:]:
-        _report_against(rows, preds, name, cb, irr_ids)
+        _report_against(rows, preds, right, name, cb, irr_ids)
 
 
 def _delta(d: dict) -> str:
@@ -188,14 +188,14 @@ def _delta(d: dict) -> str:
             f"{', significant' if d['significant'] else ''})")
 
 
-def _report_against(rows: list[dict], preds: dict[str, list[dict]], name: str, cb: list[int], irr_ids: set[str]
-                    ) -> None:
+def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[str, list[bool]], name: str,
+                    cb: list[int], irr_ids: set[str]) -> None:
     """EXP's tuned model minus RUN's on the same questions: closed-book, robustness on base-known, conflicts."""
     base, a, b = (preds[k] for k in ("models/base", "models/tuned", name))
-    cb_right = lambda p: p.get("closed_book_correct", p["correct"])  # noqa: E731
     print(f"  {name} - models/tuned, paired:")
     if cb:
-        print(f"    closed-book: {_delta(paired_bootstrap([cb_right(a[i]) for i in cb], [cb_right(b[i]) for i in cb]))}")
+        print(f"    closed-book: "
+              f"{_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
     known = [i for i, r in enumerate(rows) if r["id"] in irr_ids and base[i].get("closed_book_correct")]
     if known:
         print(f"    robustness on the {len(known)} facts the base knows: "
