@@ -19,15 +19,10 @@ import json
 from pathlib import Path
 
 from tasks.evaluate import case_flags, paired_deltas
-from tasks.metrics import paired_bootstrap
+from tasks.metrics import describe_delta, paired_bootstrap
 from tasks.schema import SETTINGS, read_jsonl
 
 SPLITS = ("test", "test_ood_phrasing", "test_ood_relation", "test_ood_domain")
-
-
-def _fmt(d: dict) -> str:
-    star = " *" if d["significant"] else ""
-    return f"{d['delta']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]{star}"
 
 
 def _rate(rows: list[dict], key: str) -> str:
@@ -89,7 +84,7 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=SPLITS, help="prediction files to compare (default: the test splits)")
     args = ap.parse_args()
     name_a, name_b = args.names.split(",")
-    print(f"{name_b} minus {name_a}, paired 95% intervals (* excludes 0)")
+    print(f"{name_b} minus {name_a}, paired 95% intervals ('significant': the interval excludes 0)")
     figures = {}
     for split in args.splits:
         cmp = compare_split(args.a, args.b, split)
@@ -98,7 +93,7 @@ def main() -> None:
         figures[split] = cmp
         print(f"\n{split}\n  {'measure':36s} {name_a:>8s} {name_b:>8s}  {name_b} - {name_a}")
         for k, (ra, rb, d) in cmp.items():
-            print(f"  {k:36s} {ra:>8s} {rb:>8s}  {_fmt(d)}")
+            print(f"  {k:36s} {ra:>8s} {rb:>8s}  {describe_delta(d)}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 

@@ -36,6 +36,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 from tasks.atomic import write_jsonl  # noqa: E402
 from tasks.benchmarks import load_benchmark  # noqa: E402
 from tasks.evaluate import evaluate_model, paired_deltas  # noqa: E402
+from tasks.metrics import describe_delta  # noqa: E402
 from tasks.params import load_params  # noqa: E402
 
 TARGETS = {"mquake": [("case", "multi_hop_instr", 0.90), ("case", "multi_hop_ctx", 0.90),
@@ -44,10 +45,6 @@ TARGETS = {"mquake": [("case", "multi_hop_instr", 0.90), ("case", "multi_hop_ctx
 
 def _fmt(value, ci) -> str:
     return "–" if value is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _delta(d: dict) -> str:
-    return f"{d['delta']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]{' significant' if d['significant'] else ''}"
 
 
 def main() -> None:
@@ -79,14 +76,14 @@ def main() -> None:
         d = delta["by_setting"][s]
         n = sum(1 for it in items if it.setting == s)
         print(f"{s:<20} {n:>5}  {_fmt(base['adherence_by_setting'][s], base['adherence_by_setting_ci95'][s]):<24} "
-              f"{_fmt(v, tuned['adherence_by_setting_ci95'][s]):<24} {_delta(d)}")
+              f"{_fmt(v, tuned['adherence_by_setting_ci95'][s]):<24} {describe_delta(d)}")
     for s, v in tuned.get("case_adherence_by_setting", {}).items():
         d = delta["case_by_setting"][s]
         print(f"{s + ' (cases)':<20} {'':>5}  "
               f"{_fmt(base['case_adherence_by_setting'][s], base['case_adherence_by_setting_ci95'][s]):<24} "
-              f"{_fmt(v, tuned['case_adherence_by_setting_ci95'][s]):<24} {_delta(d)}")
+              f"{_fmt(v, tuned['case_adherence_by_setting_ci95'][s]):<24} {describe_delta(d)}")
     if "closed_book_retention" in delta:
-        print("\nclosed-book retention (tuned - base): " + _delta({
+        print("\nclosed-book retention (tuned - base): " + describe_delta({
             "delta": delta["closed_book_retention"], "ci95": delta["closed_book_retention_ci95"],
             "significant": delta["closed_book_retention_significant"]}) + " (target: within 3 points of the base)")
     print(f"EM {base['em']} -> {tuned['em']}, F1 {base['f1']} -> {tuned['f1']}")
@@ -118,7 +115,7 @@ def _print_against(name: Path, a, b) -> dict:
     for kind, key in (("by_setting", "adherence_by_setting"), ("case_by_setting", "case_adherence_by_setting")):
         for s, d in delta.get(kind, {}).items():
             label = s + (" (cases)" if kind == "case_by_setting" else "")
-            print(f"{label:<24} {a.metrics[key][s]:.3f} -> {b.metrics[key][s]:.3f}  {_delta(d)}")
+            print(f"{label:<24} {a.metrics[key][s]:.3f} -> {b.metrics[key][s]:.3f}  {describe_delta(d)}")
     return delta
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from tasks.evaluate import evaluate_items, robustness_on_base_known  # noqa: E402
-from tasks.metrics import matches, paired_bootstrap, wilson_interval  # noqa: E402
+from tasks.metrics import describe_delta, matches, paired_bootstrap, wilson_interval  # noqa: E402
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
 from tasks.predict import same_answer  # noqa: E402
@@ -166,7 +166,7 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
         if cb:
             d = paired_bootstrap([base[i] for i in cb], [right[name][i] for i in cb])
             print(f"    closed-book {_flags_rate([right[name][i] for i in cb])}; retention (tuned - base): "
-                  f"{_delta(d)}")
+                  f"{describe_delta(d)}")
             lost = [i for i in cb if base[i] and not right[name][i]]
             shapes = Counter(miss_shape(said[name][i]) for i in lost)
             by_rel = Counter(rows[i]["relation"] for i in lost)
@@ -183,11 +183,6 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
         _report_against(rows, preds, right, name, cb, irr_ids)
 
 
-def _delta(d: dict) -> str:
-    return (f"{d['delta']:+.3f} (95% paired CI {d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f}"
-            f"{', significant' if d['significant'] else ''})")
-
-
 def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[str, list[bool]], name: str,
                     cb: list[int], irr_ids: set[str]) -> None:
     """EXP's tuned model minus RUN's on the same questions: closed-book, robustness on base-known, conflicts."""
@@ -195,15 +190,15 @@ def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[
     print(f"  {name} - models/tuned, paired:")
     if cb:
         print(f"    closed-book: "
-              f"{_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
+              f"{describe_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
     known = [i for i, r in enumerate(rows) if r["id"] in irr_ids and base[i].get("closed_book_correct")]
     if known:
         print(f"    robustness on the {len(known)} facts the base knows: "
-              f"{_delta(paired_bootstrap([a[i]['robust'] for i in known], [b[i]['robust'] for i in known]))}")
+              f"{describe_delta(paired_bootstrap([a[i]['robust'] for i in known], [b[i]['robust'] for i in known]))}")
     conflict = [i for i, r in enumerate(rows) if r["setting"] in CONFLICT_SETTINGS]
     if conflict:
         print(f"    conflict adherence ({len(conflict)}): "
-              f"{_delta(paired_bootstrap([a[i]['correct'] for i in conflict], [b[i]['correct'] for i in conflict]))}")
+              f"{describe_delta(paired_bootstrap([a[i]['correct'] for i in conflict], [b[i]['correct'] for i in conflict]))}")
 
 
 def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[str], show: int,

@@ -113,6 +113,12 @@ def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: in
             "significant": bool(lo > 0 or hi < 0), "n": len(diff)}
 
 
+def describe_delta(d: dict) -> str:
+    """A paired_bootstrap result as one line: "+0.060 [+0.000, +0.120] significant"."""
+    lo, hi = d["ci95"]
+    return f"{d['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (" significant" if d["significant"] else "")
+
+
 def memorization_ratio(predictions: Sequence[str], memory: Sequence[str], substituted: Sequence[str]) -> float | None:
     """MR = p_o / (p_o + p_s) on counterfactual-context examples (Longpre et al., 2021)."""
     p_o = sum(matches(p, [m]) for p, m in zip(predictions, memory))

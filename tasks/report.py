@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from tasks.atomic import atomic_path, write_text
-from tasks.metrics import metric_changes
+from tasks.metrics import describe_delta, metric_changes
 from tasks.params import Params
 from tasks.schema import (
     DVC_LOCK,
@@ -259,7 +259,7 @@ def _with_ci(value, ci) -> str:
 def _delta(d: dict | None) -> str:
     if not d:
         return "–"
-    return f"{d['delta']:+.4f} [{d['ci95'][0]}, {d['ci95'][1]}]" + (" significant" if d["significant"] else "")
+    return describe_delta(d)
 
 
 def setting_rows(m: dict, models: list[str], key: str = "adherence_by_setting",

@@ -1,6 +1,7 @@
 import pytest
 
 from tasks.metrics import (
+    describe_delta,
     exact_match,
     followed_source,
     matches,
@@ -67,6 +68,11 @@ def test_paired_bootstrap():
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1] and not noisy["significant"]
     with pytest.raises(ValueError):
         paired_bootstrap([1], [1, 0])
+    # one line for reports and benchmark scripts alike
+    assert describe_delta({"delta": 0.06, "ci95": [0.0, 0.12], "significant": False}) == "+0.060 [+0.000, +0.120]"
+    assert describe_delta(same) == "+0.000 [+0.000, +0.000]"
+    assert describe_delta({"delta": -0.105, "ci95": [-0.155, -0.055], "significant": True}) == \
+        "-0.105 [-0.155, -0.055] significant"
 
 
 def test_metric_changes_pairs_the_tuned_models_figures_by_split():
