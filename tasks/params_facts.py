@@ -47,6 +47,14 @@ class CurrenciesSource(_Source):
     pass
 
 
+class HttpStatusSource(_Source):
+    pass
+
+
+class UnitsSource(_Source):
+    pass
+
+
 class ElementsSource(_Source):
     relations: tuple[Literal["element_symbol", "atomic_number"], ...] = Field(
         min_length=1, description="periodictable relations to draw (chemical element -> symbol, atomic number).")
@@ -95,6 +103,8 @@ class FactSources(Section):
     pycountry: PycountrySource
     languages: LanguagesSource
     currencies: CurrenciesSource
+    http_status: HttpStatusSource
+    units: UnitsSource
     elements: ElementsSource
     us_states: UsStatesSource
     user_facts: UserFactsSource

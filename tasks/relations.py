@@ -86,6 +86,18 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
                   "How is the {s} abbreviated in ISO 4217?", "The {s} has which ISO 4217 code?",
                   "Tell me the ISO 4217 code of the {s}.", "Name the three-letter currency code of the {s}."),
                  "The ISO 4217 code of the {s} is {o}."),
+        # Numbers and symbols outside geography, for replay too: the held-out domain showed the
+        # tuned model forgetting answers of this shape (an element's symbol, its atomic number).
+        Relation("http_status", "http_status_code",
+                 ("What is the HTTP status code for {s}?", "Which HTTP status code means {s}?",
+                  "What number does a web server answer with for {s}?", "{s} has which HTTP status code?",
+                  "Tell me the HTTP status code for {s}.", "Name the HTTP status code of {s}."),
+                 "The HTTP status code for {s} is {o}."),
+        Relation("unit_symbol", "unit_symbol",
+                 ("What is the symbol for the unit {s}?", "Which symbol stands for the unit {s}?",
+                  "How is the unit {s} abbreviated?", "The unit {s} has which symbol?",
+                  "Tell me the symbol of the unit {s}.", "Name the symbol for the unit {s}."),
+                 "The symbol for the unit {s} is {o}."),
         # Knowledge far from the trained geography, for the held-out domain (facts.split.ood_domains):
         # chemistry and the U.S. states, asked in wordings of their own. Two of the four are answered
         # by a short symbol, the kind of answer a model taught to abstain on ISO codes stops giving.

@@ -13,6 +13,7 @@ from typing import Iterator, Protocol
 
 import yaml
 
+from tasks.code_sources import CurrenciesSource, HttpStatusSource, LanguagesSource, UnitsSource
 from tasks.fictional import FictionalSource
 from tasks.params_facts import FactSources
 from tasks.relations import BUILTIN_RELATIONS, ascii_fold, clean, object_names
@@ -151,44 +152,6 @@ class PycountrySource:
             rec = pycountry.countries.get(alpha_2=iso)
             if rec:
                 yield Fact(clean(countries[iso]["name"]), "alpha3", rec.alpha_3, "iso_code", self.name)
-
-
-@dataclass
-class LanguagesSource:
-    """pycountry: the languages that have a two-letter ISO 639-1 code."""
-
-    name: str = "languages"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"language_code": BUILTIN_RELATIONS["language_code"]}
-
-    def facts(self) -> Iterator[Fact]:
-        import pycountry
-
-        for lang in sorted(pycountry.languages, key=lambda x: x.alpha_3):
-            code = getattr(lang, "alpha_2", None)
-            # "Modern Greek (1453-)" -> "Modern Greek"; "Bokmål, Norwegian" names two languages: left out
-            name = re.sub(r"\s*\(.*?\)", "", lang.name)
-            if code and "," not in name and ";" not in name:
-                yield Fact(clean(name), "language_code", code, "language_code", self.name)
-
-
-@dataclass
-class CurrenciesSource:
-    """pycountry: every ISO 4217 currency by its name."""
-
-    name: str = "currencies"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"currency_iso": BUILTIN_RELATIONS["currency_iso"]}
-
-    def facts(self) -> Iterator[Fact]:
-        import pycountry
-
-        for cur in sorted(pycountry.currencies, key=lambda x: x.alpha_3):
-            # fund and metal codes ("Bond Markets Unit ...", "Gold") are no money anyone names
-            if not cur.alpha_3.startswith("X") and "Fund" not in cur.name:
-                yield Fact(clean(cur.name), "currency_iso", cur.alpha_3, "currency_code", self.name)
 
 
 @dataclass
@@ -374,6 +337,10 @@ def enabled_sources(s: FactSources, seed: int) -> list[FactSource]:
         out.append(LanguagesSource())
     if s.currencies.enabled:
         out.append(CurrenciesSource())
+    if s.http_status.enabled:
+        out.append(HttpStatusSource())
+    if s.units.enabled:
+        out.append(UnitsSource())
     if s.elements.enabled:
         out.append(ElementsSource(s.elements.relations))
     if s.us_states.enabled:

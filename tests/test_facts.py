@@ -60,20 +60,23 @@ def test_held_out_domains_never_share_a_trained_subject():
     assert [f for f in facts if f.split != OOD_DOMAIN] == collect_facts(shipped({"facts": off}).facts, seed=0)[0]
 
 
+REPLAYED = ("languages", "currencies", "http_status", "units")
+
+
 def test_replay_sources_are_only_trained():
-    on = {"sources": {"languages": {"enabled": True}, "currencies": {"enabled": True}},
-          "split": {"replay_sources": ["languages", "currencies"]}}
+    on = {"sources": {s: {"enabled": True} for s in REPLAYED}, "split": {"replay_sources": list(REPLAYED)}}
     facts, _ = collect_facts(shipped({"facts": on}).facts, seed=0)
-    replayed = [f for f in facts if f.source in ("languages", "currencies")]
-    assert replayed and {f.split for f in replayed} == {"train"}
+    replayed = [f for f in facts if f.source in REPLAYED]
+    assert {f.source for f in replayed} == set(REPLAYED) and {f.split for f in replayed} == {"train"}
     # the tested sources keep their subjects and split
-    off = {"sources": {"languages": {"enabled": False}, "currencies": {"enabled": False}}, "split": {"replay_sources": []}}
+    off = {"sources": {s: {"enabled": False} for s in REPLAYED}, "split": {"replay_sources": []}}
     assert [f for f in facts if f not in replayed] == collect_facts(shipped({"facts": off}).facts, seed=0)[0]
 
 
 @pytest.mark.parametrize("domains, pattern", [
     ("[elements, nope]", r"split.ood_domains: \['nope'\] is not an enabled source"),
-    ("[countries, cities, countryinfo, pycountry, languages, currencies, elements, us_states, fictional]",
+    ("[countries, cities, countryinfo, pycountry, languages, currencies, http_status, units, elements, us_states, "
+     "fictional]",
      "nothing is left to train on"),
     ("[countries, cities, countryinfo, pycountry, elements, us_states]", "leave no source to test the hierarchy on"),
     ("[elements, us_states]\n    replay_sources: [elements]", r"replay_sources: \['elements'\] is not an enabled "

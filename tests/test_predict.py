@@ -1,4 +1,6 @@
 """How an item is answered: the prediction row, robustness's comparison, the confidence gain."""
+import torch
+
 from tasks.evaluate import evaluate_items
 from tasks.metrics import matches
 from tasks.modeling import load_model
@@ -45,8 +47,12 @@ def test_confidence_gain_is_the_entropy_the_context_takes_away(tiny_model_dir):
     from tasks.generate import first_token_entropy
 
     model, tok = load_model(tiny_model_dir, precision="fp32")
-    cf = EvalItem("c", "What is the capital of Peru?", None, ["The capital of Peru is Quito."], ["Quito"], "context",
-                  "ctx_counterfactual")
+    # a random tiny model is near uniform over its vocabulary and barely reads the prompt: sharper
+    # logits and a long passage move the first token's entropy by well over the 4 decimals kept
+    with torch.no_grad():
+        model.lm_head.weight.mul_(10)
+    cf = EvalItem("c", "What is the capital of Peru?", None, ["The capital of Peru is Quito. " * 8, "Quito " * 6],
+                  ["Quito"], "context", "ctx_counterfactual")
     cb = EvalItem("d", "What is the capital of Chile?", None, [], ["Santiago"], "parametric", "closed_book")
     ev = evaluate_items(model, tok, [cf, cb], batch_size=2, max_new_tokens=2)
     bare, full = first_token_entropy(model, tok, [prompt.render(tok, cf.question),

@@ -2,14 +2,13 @@ import json
 
 import pytest
 
+from tasks.code_sources import CurrenciesSource, HttpStatusSource, LanguagesSource, UnitsSource
 from tasks.facts import collect_facts
 from tasks.relations import BUILTIN_RELATIONS
 from tasks.schema import KprefError
 from tasks.sources import (
     CountriesSource,
-    CurrenciesSource,
     ElementsSource,
-    LanguagesSource,
     MquakeSource,
     UserFactsSource,
     UsStatesSource,
@@ -125,3 +124,14 @@ def test_malformed_mquake_case_is_named(tmp_path, mutate, pattern):
     p.write_text(json.dumps([case]))
     with pytest.raises(KprefError, match=pattern):
         list(MquakeSource(str(p)).facts())
+
+
+def test_replayed_numbers_and_symbols_beyond_geography():
+    status = {f.subject: f.object for f in HttpStatusSource().facts()}
+    assert status["Not Found"] == "404" and status["I'm a Teapot"] == "418"
+    units = {f.subject: f.object for f in UnitsSource().facts()}
+    assert units["kilogram"] == "kg" and units["newton"] == "N" and units["ohm"] == "Ω" and units["hertz"] == "Hz"
+    # canonical one-word names only: no alias, compound, symbol or ambiguous parse ("rads") as a subject
+    assert not {"metre", "foot_pound", "kg", "rads", "dtex"} & set(units)
+    assert BUILTIN_RELATIONS["unit_symbol"].say("newton", "N") == "The symbol for the unit newton is N."
+    assert BUILTIN_RELATIONS["http_status"].say("Not Found", "404") == "The HTTP status code for Not Found is 404."
