@@ -4,6 +4,7 @@
     python benchmarks/wide_eval.py retention [--run .] [--n 300] [--n-conflict 128] [--splits ...] [--show K]
                                              [--against EXP ...]
     python benchmarks/wide_eval.py adherence --split test_ood_phrasing|test_ood_relation|test_ood_domain|test [--n 128]
+                                             [--model DIR ...] [--against EXP ...]
 
 The test split asks 60 irrelevant-context questions and each OOD split 32 per setting, so one
 run's figure carries a 95% interval of 10-25 points. This draws `--n` more questions per
@@ -14,7 +15,7 @@ RUN is a finished pipeline run (params.yaml, data/, models/).
 
 robustness: base and tuned, on every question, on those answered right closed-book and on the
 rest, the misses per relation, and the ceiling if every known answer held beside any passage.
-adherence: the tuned model, per conflict setting.
+adherence: the tuned model (or `--model` dirs), per conflict setting.
 retention (issue 12's targets), base and tuned on the same questions:
 - on `test_ood_domain` (knowledge domains never trained): closed-book accuracy and the
   retention (tuned - base, 95% paired-bootstrap interval; target: within 3 points of the base),
@@ -25,7 +26,7 @@ retention (issue 12's targets), base and tuned on the same questions:
 The tuned model's lost closed-book answers are tallied by shape: "I don't know." or other.
 With `--against EXP ...` (runs of the same test splits with other train or training-data params, e.g.
 `dvc exp` clones), each EXP's tuned model answers the same questions too, and its figures are also
-given as EXP − RUN's tuned with a paired interval.
+given as EXP − RUN's tuned (in adherence, minus the first model) with a paired interval.
 """
 from __future__ import annotations
 
@@ -114,21 +115,20 @@ def robustness(run: Path, params: Params, n: int, models: list[str], show: int) 
         del model
 
 
-def adherence(run: Path, params: Params, n: int, split: str, models: list[str]) -> None:
-    ev = params.evaluate
+def adherence(run: Path, params: Params, n: int, split: str, models: dict[str, Path]) -> None:
+    """Per conflict setting, each model's adherence; every model after the first also paired against it."""
     # multi-hop is asked in the in-distribution test split only
     settings = tuple(s for s in CONFLICT_SETTINGS if split == "test" or s != "multi_hop")
     items = [EvalItem.from_example(r) for r in wide_items(run, params, n, split, settings)]
     print(f"{split}: {len(items)} questions, up to {n} per conflict setting")
-    for name in models:
-        model, tok = load_model(run / name, precision=ev.precision)
-        preds = evaluate_items(model, tok, items, ev.batch_size, ev.max_new_tokens).predictions
-        parts = []
-        for s in settings:
-            flags = [p["correct"] for p in preds if p["setting"] == s]
-            parts.append(f"{s} {_rate(sum(flags), len(flags))}")
-        print(f"- {name}: " + "; ".join(parts), flush=True)
-        del model
+    preds = answer_all(models, items, params.evaluate)
+    flags = {name: {s: [p["correct"] for p in ps if p["setting"] == s] for s in settings} for name, ps in preds.items()}
+    for name, by_setting in flags.items():
+        print(f"- {name}: " + "; ".join(f"{s} {_flags_rate(f)}" for s, f in by_setting.items()), flush=True)
+    first, *others = flags
+    for name in others:
+        print(f"  {name} - {first}, paired: " + "; ".join(
+            f"{s} {describe_delta(paired_bootstrap(flags[first][s], flags[name][s]))}" for s in settings))
 
 
 DOMAIN_CONFLICTS = ("ctx_counterfactual", "instr_only", "instr_vs_ctx")
@@ -187,24 +187,26 @@ def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[
                     cb: list[int], irr_ids: set[str]) -> None:
     """EXP's tuned model minus RUN's on the same questions: closed-book, robustness on base-known, conflicts."""
     base, a, b = (preds[k] for k in ("models/base", "models/tuned", name))
+
+    def paired(idx: list[int], key: str) -> str:
+        return describe_delta(paired_bootstrap([a[i][key] for i in idx], [b[i][key] for i in idx]))
+
     print(f"  {name} - models/tuned, paired:")
     if cb:
         print(f"    closed-book: "
               f"{describe_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
     known = [i for i, r in enumerate(rows) if r["id"] in irr_ids and base[i].get("closed_book_correct")]
     if known:
-        print(f"    robustness on the {len(known)} facts the base knows: "
-              f"{describe_delta(paired_bootstrap([a[i]['robust'] for i in known], [b[i]['robust'] for i in known]))}")
+        print(f"    robustness on the {len(known)} facts the base knows: {paired(known, 'robust')}")
     conflict = [i for i, r in enumerate(rows) if r["setting"] in CONFLICT_SETTINGS]
     if conflict:
-        print(f"    conflict adherence ({len(conflict)}): "
-              f"{describe_delta(paired_bootstrap([a[i]['correct'] for i in conflict], [b[i]['correct'] for i in conflict]))}")
+        print(f"    conflict adherence ({len(conflict)}): {paired(conflict, 'correct')}")
 
 
 def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[str], show: int,
               against: list[Path]) -> None:
     models = {name: run / name for name in ("models/base", "models/tuned")}
-    models |= {f"{exp.resolve().name} (--against)": exp / "models" / "tuned" for exp in against}
+    models |= _against_models(against)
     for split in splits:
         # in the trained domains the irrelevant-context questions' closed-book answers are the retention
         rows = wide_items(run, params, n, split,
@@ -214,6 +216,10 @@ def retention(run: Path, params: Params, n: int, n_conflict: int, splits: list[s
         items = [EvalItem.from_example(r) for r in rows]
         print(f"{split}: {len(items)} questions on {len({r['subject'] for r in rows})} subjects", flush=True)
         report_split(split, rows, answer_all(models, items, params.evaluate), show)
+
+
+def _against_models(against: list[Path]) -> dict[str, Path]:
+    return {f"{exp.resolve().name} (--against)": exp / "models" / "tuned" for exp in against}
 
 
 def _same_test_splits(run: Path, exp: Path) -> None:
@@ -236,18 +242,20 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=[OOD_DOMAIN, *IN_DOMAIN], help="retention: the splits")
     ap.add_argument("--model", nargs="+", default=None, help="model dirs under RUN")
     ap.add_argument("--show", type=int, default=0, help="robustness: print this many misses per model")
-    ap.add_argument("--against", type=Path, nargs="+", default=[], help="retention: other runs with RUN's test "
-                                                                        "splits (dvc exp clones): their tuned models")
+    ap.add_argument("--against", type=Path, nargs="+", default=[], help="retention and adherence: other runs with "
+                                                                        "RUN's test splits (dvc exp clones): their "
+                                                                        "tuned models")
     args = ap.parse_args()
     params = load_params(args.run / "params.yaml")
+    for exp in args.against:
+        _same_test_splits(args.run, exp)
     if args.measure == "robustness":
         robustness(args.run, params, args.n or 300, args.model or ["models/base", "models/tuned"], args.show)
     elif args.measure == "retention":
-        for exp in args.against:
-            _same_test_splits(args.run, exp)
         retention(args.run, params, args.n or 300, args.n_conflict, args.splits, args.show, args.against)
     else:
-        adherence(args.run, params, args.n or 128, args.split, args.model or ["models/tuned"])
+        models = {name: args.run / name for name in args.model or ["models/tuned"]}
+        adherence(args.run, params, args.n or 128, args.split, models | _against_models(args.against))
 
 
 if __name__ == "__main__":

@@ -12,18 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from tasks.relations import BUILTIN_RELATIONS, clean
-from tasks.schema import Fact, Relation
+from tasks.relations import BuiltinRelationsSource, clean
+from tasks.schema import Fact
 
 
 @dataclass
-class LanguagesSource:
+class LanguagesSource(BuiltinRelationsSource):
     """pycountry: the languages that have a two-letter ISO 639-1 code."""
 
+    relation_names: tuple[str, ...] = ("language_code",)
     name: str = "languages"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"language_code": BUILTIN_RELATIONS["language_code"]}
 
     def facts(self) -> Iterator[Fact]:
         import pycountry
@@ -37,13 +35,11 @@ class LanguagesSource:
 
 
 @dataclass
-class CurrenciesSource:
+class CurrenciesSource(BuiltinRelationsSource):
     """pycountry: every ISO 4217 currency by its name."""
 
+    relation_names: tuple[str, ...] = ("currency_iso",)
     name: str = "currencies"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"currency_iso": BUILTIN_RELATIONS["currency_iso"]}
 
     def facts(self) -> Iterator[Fact]:
         import pycountry
@@ -55,13 +51,11 @@ class CurrenciesSource:
 
 
 @dataclass
-class HttpStatusSource:
+class HttpStatusSource(BuiltinRelationsSource):
     """The standard library's HTTP status codes, each by its reason phrase."""
 
+    relation_names: tuple[str, ...] = ("http_status",)
     name: str = "http_status"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"http_status": BUILTIN_RELATIONS["http_status"]}
 
     def facts(self) -> Iterator[Fact]:
         from http import HTTPStatus
@@ -71,13 +65,11 @@ class HttpStatusSource:
 
 
 @dataclass
-class UnitsSource:
+class UnitsSource(BuiltinRelationsSource):
     """pint: units of measurement named by one word, with a short symbol of their own."""
 
+    relation_names: tuple[str, ...] = ("unit_symbol",)
     name: str = "units"
-
-    def relations(self) -> dict[str, Relation]:
-        return {"unit_symbol": BUILTIN_RELATIONS["unit_symbol"]}
 
     def facts(self) -> Iterator[Fact]:
         import pint

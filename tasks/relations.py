@@ -1,12 +1,15 @@
 """The built-in relations' templates and the names in use for their objects (alias tables).
 
 Templates say how a relation is asked and stated; alias tables list the other names a
-package's object answers to. Both are data the fact sources (`tasks/sources.py`) draw on.
+package's object answers to. Both are data the fact sources (`tasks/sources.py`,
+`tasks/code_sources.py`) draw on; `BuiltinRelationsSource` is the base of those that ask
+built-in relations.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from tasks.schema import Relation
 
@@ -128,6 +131,18 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
 # Answers that are also everyday words ("In" for indium, "OR" for Oregon, "I" for iodine): a
 # whole-word match would find them in any sentence, "I don't know." included, so no question
 # is posed on them.
+
+
+@dataclass
+class BuiltinRelationsSource:
+    """A fact source whose relations are built-in ones (above), the ones params.yaml picks."""
+
+    relation_names: tuple[str, ...]
+
+    def relations(self) -> dict[str, Relation]:
+        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
+
+
 COMMON_WORDS = frozenset("i a in as at be he no am or me hi ok oh id is it on to up us we so do go of by my".split())
 
 

