@@ -23,7 +23,9 @@ retention (issue 12's targets), base and tuned on the same questions:
   adherence on ctx_counterfactual, instr_only and instr_vs_ctx (target 0.90 each);
 - on `test`, `test_ood_phrasing` and `test_ood_relation`: robustness on the facts the base
   model knows (target 0.95), and closed-book retention on the same questions asked bare.
-The tuned model's lost closed-book answers are tallied by shape: "I don't know." or other.
+The tuned model's lost closed-book answers are tallied by shape: "I don't know." or other; its
+robustness misses on base-known facts by cause: wrong closed-book but right beside the passage,
+wrong both ways, the passage's answer taken, another subject answered, or moved otherwise.
 With `--against EXP ...` (runs of the same test splits with other train or training-data params, e.g.
 `dvc exp` clones), each EXP's tuned model answers the same questions too, and its figures are also
 given as EXP − RUN's tuned (in adherence, minus the first model) with a paired interval.
@@ -38,7 +40,7 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from tasks.evaluate import evaluate_items, robustness_on_base_known  # noqa: E402
-from tasks.metrics import describe_delta, matches, paired_bootstrap, wilson_interval  # noqa: E402
+from tasks.metrics import describe_delta, matches, normalize, paired_bootstrap, wilson_interval  # noqa: E402
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
 from tasks.predict import same_answer  # noqa: E402
@@ -151,6 +153,23 @@ def miss_shape(prediction: str) -> str:
     return "wrong or no object"
 
 
+def robustness_misses(rows: list[dict], base: list[dict], tuned: list[dict]) -> Counter:
+    """Why the tuned model's answer moved beside an irrelevant passage, on the facts the base knows."""
+    out: Counter = Counter()
+    for row, b, t in zip(rows, base, tuned):
+        if row["setting"] != "ctx_irrelevant" or not b.get("closed_book_correct") or t["robust"]:
+            continue
+        if not t["closed_book_correct"]:
+            out["wrong closed-book, right beside the passage" if t["correct"] else "wrong both ways"] += 1
+        elif row["answers"].get("distractor") and matches(t["prediction"], [row["answers"]["distractor"]]):
+            out["the passage's answer taken"] += 1
+        elif normalize(row["subject"]) not in normalize(t["prediction"]):
+            out["another subject answered"] += 1
+        else:
+            out["moved otherwise"] += 1
+    return out
+
+
 def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], show: int) -> None:
     kind = "closed_book" if any(r["setting"] == "closed_book" for r in rows) else "ctx_irrelevant"
     cb = [i for i, r in enumerate(rows) if r["setting"] == kind]
@@ -176,7 +195,8 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
         r = robustness_on_base_known(b_irr, [x for x in preds[name] if x["id"] in irr_ids])
         if r:
             print(f"    robustness on the {r['n_base_known']} facts the base knows "
-                  f"{r['irrelevant_robustness_base_known']:.3f} (95% CI {r['irrelevant_robustness_base_known_ci95']})")
+                  f"{r['irrelevant_robustness_base_known']:.3f} (95% CI {r['irrelevant_robustness_base_known_ci95']}); "
+                  f"its misses: {dict(robustness_misses(rows, preds['models/base'], preds[name]))}")
         for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
             print(f"    {s}: {_flags_rate([p['correct'] for p in preds[name] if p['setting'] == s])}")
     for name in tuned[1:]:
