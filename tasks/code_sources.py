@@ -1,9 +1,10 @@
 """Fact sources of codes, numbers and symbols beyond the trained geography: a language's ISO 639-1
 code, a currency's ISO 4217 code, an HTTP status code, a unit's symbol.
 
-By default all four are replayed (`facts.split.replay_sources`): trained only in the memory
-settings, on the base model's own answers, so answering from memory with a short code or
-symbol is not learned on geography alone (docs/decisions.md).
+A replayed source (`facts.split.replay_sources`) is trained only in the memory settings, on
+the base model's own answers, so answering from memory with a short code or symbol is not
+learned on geography alone. By default languages and currencies are replayed; HTTP status
+codes and units are off, since replaying them too cost MQuAKE multi-hop answers (docs/decisions.md).
 """
 from __future__ import annotations
 
