@@ -237,10 +237,13 @@ def test_two_gloo_processes_train_what_one_process_trains(trained, tiny_model_di
     one, two = (json.loads((tmp_path / n / "models/tuned/kpref_train.json").read_text()) for n in ("one", "two"))
     assert one["processes"] == 1 and two["processes"] == 2  # two processes really trained (world size 2)
     assert one["steps"] == two["steps"] == 4
-    # the same batches (two halves of each batch of 4): the same loss at every step, to float noise
+    # the same batches (two halves of each batch of 4): the first step's loss, before any update, the
+    # same to float noise; after it Adam's steps on near-zero gradients (below) let the curves part a
+    # little (2.2e-4 at step 3 of one draw of the tiny model; other batches differ by about 1e-2)
     curves = [[float(line.split("\t")[1]) for line in (tmp_path / n / "reports/train/plots/metrics/loss.tsv")
                .read_text().splitlines()[1:]] for n in ("one", "two")]
-    assert len(curves[0]) == 4 and max(abs(a - b) for a, b in zip(*curves)) < 2e-4
+    assert len(curves[0]) == len(curves[1]) == 4 and abs(curves[0][0] - curves[1][0]) < 1e-5
+    assert max(abs(a - b) for a, b in zip(*curves)) < 2e-3
     assert abs(one["eval_loss"] - two["eval_loss"]) < 5e-3
     # the weights moved the same way; Adam turns float noise in near-zero gradients into whole steps,
     # so the difference is measured against the update, not entry by entry
