@@ -128,10 +128,6 @@ BUILTIN_RELATIONS: dict[str, Relation] = {
     )
 }
 
-# Answers that are also everyday words ("In" for indium, "OR" for Oregon, "I" for iodine): a
-# whole-word match would find them in any sentence, "I don't know." included, so no question
-# is posed on them.
-
 
 @dataclass
 class BuiltinRelationsSource:
@@ -143,6 +139,9 @@ class BuiltinRelationsSource:
         return {r: BUILTIN_RELATIONS[r] for r in self.relation_names}
 
 
+# Answers that are also everyday words ("In" for indium, "OR" for Oregon, "I" for iodine): a
+# whole-word match would find them in any sentence, "I don't know." included, so no question
+# is posed on them.
 COMMON_WORDS = frozenset("i a in as at be he no am or me hi ok oh id is it on to up us we so do go of by my".split())
 
 
