@@ -80,6 +80,10 @@ class SynthesizeParams(Section):
     extra_assumptions: int = Field(
         ge=0, le=5, description="Training's instructions state up to this many assumptions about other facts beside "
                                 "the one asked (public benchmarks give several edits at once); 0: one assumption.")
+    chained_hops: float = Field(
+        ge=0.0, le=1.0, description="Share of training's multi-hop examples whose both hops are edits (the city "
+                                    "moves, and its new country's X changes), a chain as MQuAKE gives its edits; "
+                                    "0: one edit, the other hop a passage.")
     pairs: PairParams
 
     @field_validator("mix")

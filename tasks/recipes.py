@@ -276,29 +276,45 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
                    answers={"instruction": target, "context": ctx_obj}, rejected=ask.rel.say(f.subject, ctx_obj))
 
 
-def _edit_first_hop(d: Draw, f: Fact, r2: str, world: str):
-    """The city moves to another country: the answer is that country's."""
+def _new_country(d: Draw, f: Fact, r2: str, world: str) -> str:
     others = sorted({c for (r, c) in d.by_subject if r == r2 and c != f.object and d.hop_ok(r, c)
                      and not overlaps(d.by_subject[(r, c)].object, world)})
-    new_country = d.rng.choice(others)
+    return d.rng.choice(others)
+
+
+def _edit_first_hop(d: Draw, f: Fact, r2: str, hop2: Fact):
+    """The city moves to another country: the answer is that country's."""
+    new_country = _new_country(d, f, r2, hop2.object)
     target_fact = d.by_subject[(r2, new_country)]
     edit = (d.relations["city_country"], f.subject, new_country)
     support = d.relations[r2].say(new_country, target_fact.object)
-    return edit, target_fact.object, target_fact.aliases, new_country, support
+    return [edit], target_fact.object, target_fact.aliases, new_country, [support]
 
 
 def _edit_second_hop(d: Draw, f: Fact, r2: str, hop2: Fact):
     """The country's capital/currency/... changes: the city stays where it is."""
     target, aliases = other_object(d, hop2, set())
     support = d.relations["city_country"].say(f.subject, f.object)
-    return (d.relations[r2], f.object, target), target, aliases, f.object, support
+    return [(d.relations[r2], f.object, target)], target, aliases, f.object, [support]
+
+
+def _edit_both_hops(d: Draw, f: Fact, r2: str, hop2: Fact):
+    """The city moves and its new country's X changes too: a chain of edits, as MQuAKE gives them,
+    where the answer is the last edit's and neither country's own X."""
+    new_country = _new_country(d, f, r2, hop2.object)
+    moved = d.by_subject[(r2, new_country)]
+    target, aliases = other_object(d, moved, {hop2.object})
+    edits = [(d.relations["city_country"], f.subject, new_country), (d.relations[r2], new_country, target)]
+    d.rng.shuffle(edits)  # users list their edits in any order
+    return edits, target, aliases, new_country, []
 
 
 @recipe
 def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     """city -> country -> X: the edit changes the answer only through composition. The unedited
     hop comes as a retrieved passage, so the answer is composed from what the prompt says rather
-    than from the small model's memory of the other hop."""
+    than from the small model's memory of the other hop; with `chained_hops`, some training
+    examples edit both hops instead."""
     seconds = sorted(r for r, rel in d.relations.items() if rel.composed and d.hop_ok(r, f.object))
     if ("city_country", f.subject) not in d.by_subject or not seconds:
         raise KprefError(f"synthesize: no second hop for {f.subject!r}")
@@ -306,10 +322,14 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     rel2, hop2 = d.relations[r2], d.by_subject[(r2, f.object)]
     carrier = d.rng.choice(("instruction", "context"))
     first = d.rng.random() < 0.5
-    (erel, es, eo), target, aliases, bridge, support = (
-        _edit_first_hop(d, f, r2, hop2.object) if first else _edit_second_hop(d, f, r2, hop2))
-    instruction = erel.assume(es, eo, ask.style) if carrier == "instruction" else None
-    ctx, _ = render_contexts(d, [support] if instruction else [erel.say(es, eo), support], f, ask.fmt)
+    # the draw is made only when chains are on, so with none the examples stay as they were
+    chain = not d.test and d.p.chained_hops > 0 and d.rng.random() < d.p.chained_hops
+    edit = _edit_both_hops if chain else _edit_first_hop if first else _edit_second_hop
+    edits, target, aliases, bridge, supports = edit(d, f, r2, hop2)
+    instruction = " ".join(erel.assume(es, eo, ask.style) for erel, es, eo in edits) \
+        if carrier == "instruction" else None
+    stated = supports if instruction else [erel.say(es, eo) for erel, es, eo in edits] + supports
+    ctx, _ = render_contexts(d, stated, f, ask.fmt)
     return {
         "setting": "multi_hop", "subject": f.subject, "relation": f"city_country+{r2}",
         "question": rel2.composed.format(s=f.subject), "instruction": instruction, "contexts": ctx,
