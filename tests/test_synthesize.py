@@ -178,7 +178,6 @@ def test_multi_hop_composes(small_world, facts_params):
             assert r["target"] == by[(r2, r["bridge"])]
 
 
-
 def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params):
     facts, relations = small_world
     by = {(f.relation, f.subject): f.object for f in facts}
@@ -190,16 +189,16 @@ def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params)
         r2 = r["relation"].split("+")[1]
         assert r["bridge"] != by[("city_country", r["subject"])]
         assert r["target"] not in (r["world_answer"], by[(r2, r["bridge"])])
-        edits = [relations["city_country"].say(r["subject"], r["bridge"]), relations[r2].say(r["bridge"], r["target"])]
+        edits = [(relations["city_country"], r["subject"], r["bridge"]), (relations[r2], r["bridge"], r["target"])]
         if r["instruction"]:
-            assert all(relations[rel].assume(s, o, r["assumption_style"]) in r["instruction"]
-                       for rel, s, o in (("city_country", r["subject"], r["bridge"]), (r2, r["bridge"], r["target"])))
+            assert all(rel.assume(s, o, r["assumption_style"]) in r["instruction"] for rel, s, o in edits)
         else:
-            assert all(any(e in c for c in r["contexts"]) for e in edits)
+            assert all(any(rel.say(s, o) in c for c in r["contexts"]) for rel, s, o in edits)
     assert {k: v for k, v in chained.items() if k.startswith("test")} == {k: v for k, v in one.items()
                                                                           if k.startswith("test")}
     df = derive_checks(pd.DataFrame(rows))
     assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+
 
 def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
     facts, relations = small_world
