@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tasks.evaluate import case_flags, paired_deltas
+from tasks.evaluate import base_known_ids, case_flags, paired_deltas
 from tasks.metrics import describe_delta, paired_bootstrap
 from tasks.schema import SETTINGS, read_jsonl
 
@@ -44,7 +44,7 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> dict[str, tuple[str, 
         ca, cb = [a[i] for i in conflict], [b[i] for i in conflict]
         out["conflict adherence"] = (_rate(ca, "correct"), _rate(cb, "correct"),
                                      paired_bootstrap([r["correct"] for r in ca], [r["correct"] for r in cb]))
-    known = {r["id"] for r in base if r.get("closed_book_correct")}
+    known = base_known_ids(base)
     for label, keep in (("robustness", lambda r: True), ("robustness, base-known", lambda r: r["id"] in known)):
         robust = [i for i, r in enumerate(a) if "robust" in r and keep(r)]
         if robust:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.evaluate import evaluate_items, robustness_on_base_known  # noqa: E402
+from tasks.evaluate import base_known_ids, evaluate_items, robustness_on_base_known  # noqa: E402
 from tasks.metrics import describe_delta, matches, normalize, paired_bootstrap, wilson_interval  # noqa: E402
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
@@ -156,8 +156,9 @@ def miss_shape(prediction: str) -> str:
 def robustness_misses(rows: list[dict], base: list[dict], tuned: list[dict]) -> Counter:
     """Why the tuned model's answer moved beside an irrelevant passage, on the facts the base knows."""
     out: Counter = Counter()
-    for row, b, t in zip(rows, base, tuned):
-        if row["setting"] != "ctx_irrelevant" or not b.get("closed_book_correct") or t["robust"]:
+    known = base_known_ids(base)
+    for row, t in zip(rows, tuned):
+        if row["setting"] != "ctx_irrelevant" or row["id"] not in known or t["robust"]:
             continue
         if not t["closed_book_correct"]:
             out["wrong closed-book, right beside the passage" if t["correct"] else "wrong both ways"] += 1
@@ -215,7 +216,8 @@ def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[
     if cb:
         print(f"    closed-book: "
               f"{describe_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
-    known = [i for i, r in enumerate(rows) if r["id"] in irr_ids and base[i].get("closed_book_correct")]
+    known_irr = irr_ids & base_known_ids(base)
+    known = [i for i, r in enumerate(rows) if r["id"] in known_irr]
     if known:
         print(f"    robustness on the {len(known)} facts the base knows: {paired(known, 'robust')}")
     conflict = [i for i, r in enumerate(rows) if r["setting"] in CONFLICT_SETTINGS]
@@ -266,6 +268,8 @@ def main() -> None:
                                                                         "RUN's test splits (dvc exp clones): their "
                                                                         "tuned models")
     args = ap.parse_args()
+    if args.against and args.measure == "robustness":
+        ap.error("--against: robustness answers with --run's models only (retention and adherence take it)")
     params = load_params(args.run / "params.yaml")
     for exp in args.against:
         _same_test_splits(args.run, exp)

@@ -14,7 +14,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.benchmarks import read_benchmarks
@@ -194,11 +194,16 @@ def _paired(before: list[bool], after: list[bool]) -> dict:
     return {"delta": d["delta"], "ci95": d["ci95"], "significant": d["significant"]}
 
 
+def base_known_ids(base: Iterable[dict]) -> set[str]:
+    """The questions whose fact the base model answers right closed-book: robustness on them is
+    judged on the same questions for every tuned model, so one that forgot a fact cannot drop it
+    from its own denominator."""
+    return {b["id"] for b in base if b.get("closed_book_correct")}
+
+
 def robustness_on_base_known(base: list[dict], rows: list[dict]) -> dict:
-    """Irrelevant-context robustness on the facts the base model answers right closed-book: the
-    same questions for base and tuned, so a tuned model that forgot a fact cannot drop it from
-    its own denominator."""
-    known = {b["id"] for b in base if b.get("closed_book_correct")}
+    """Irrelevant-context robustness on the facts the base model knows (`base_known_ids`)."""
+    known = base_known_ids(base)
     flags = [r["robust"] for r in rows if "robust" in r and r["id"] in known]
     return {"irrelevant_robustness_base_known": rate(flags),
             "irrelevant_robustness_base_known_ci95": bootstrap_interval(flags),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -64,14 +65,9 @@ def lora_targets(model, target_modules: str | list[str], top_layers: int) -> str
     if not layer_ids:
         raise KprefError("train.lora.top_layers: the model has no '.layers.N.' modules; set it to 0")
     keep = set(layer_ids[-top_layers:])
-    names = [
-        n
-        for n, mod in model.named_modules()
-        if isinstance(mod, torch.nn.Linear)
-        and (m := re.search(r"\.layers\.(\d+)\.", n))
-        and int(m.group(1)) in keep
-        and (target_modules == "all-linear" or n.rsplit(".", 1)[-1] in target_modules)
-    ]
+    names = [n for n, mod in model.named_modules()
+             if isinstance(mod, torch.nn.Linear) and (m := re.search(r"\.layers\.(\d+)\.", n))
+             and int(m.group(1)) in keep and (target_modules == "all-linear" or n.rsplit(".", 1)[-1] in target_modules)]
     if not names:
         raise KprefError(f"train.lora.target_modules: {target_modules!r} matches no linear layer of the model")
     return names
@@ -278,14 +274,14 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
     with tempfile.TemporaryDirectory(prefix="kpref-train-") as scratch:
         if "sft" in p.method:
             sft_model, sft_summary = train_sft(model, tok, p, seed, device, data, lora, scratch, live_dir, ckpt)
-            adapters["sft"] = sft_model
+            adapters["sft"] = _keep_adapter(sft_model, Path(scratch) / "adapter-sft")
             merged = sft_model.merge_and_unload().to(torch.float32)
             summary.update(sft_summary)
             release_memory()
         if "dpo" in p.method:
             dpo_model, dpo_summary = train_dpo(merged, tok, p, seed, device, data["train"], lora,
                                                Path(scratch) / "dpo", Path(live_dir) / "dpo", ckpt)
-            adapters["dpo"] = dpo_model
+            adapters["dpo"] = _keep_adapter(dpo_model, Path(scratch) / "adapter-dpo")
             merged = dpo_model.merge_and_unload().to(torch.float32)
             summary.update(dpo_summary)
         card = model_card(base_name or str(base_dir), p.method, seed,
@@ -375,22 +371,28 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
                            **({"resumed_dpo_at_step": resumed} if resumed else {})}
 
 
-def _save(adapters: dict, merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict,
+def _keep_adapter(model, where: Path) -> Path:
+    """The adapter's files, written before the merge: `merge_and_unload` folds the LoRA weights into
+    the base and takes them out of `model`, so saving it afterwards writes an empty adapter."""
+    for cfg in model.peft_config.values():
+        # PEFT holds the module names as a set and writes them in the process's hash order:
+        # same params, another adapter_config.json (and another DVC hash) on every run
+        if isinstance(cfg.target_modules, set):
+            cfg.target_modules = sorted(cfg.target_modules)
+    if is_main():
+        model.save_pretrained(where, safe_serialization=True)
+    return where
+
+
+def _save(adapters: dict[str, Path], merged, tok, adapter_dir: str | Path, tuned_dir: str | Path, meta: dict,
           card: str) -> None:
-    for model in adapters.values():
-        for cfg in model.peft_config.values():
-            # PEFT holds the module names as a set and writes them in the process's hash order:
-            # same params, another adapter_config.json (and another DVC hash) on every run
-            if isinstance(cfg.target_modules, set):
-                cfg.target_modules = sorted(cfg.target_modules)
     with atomic_dir(adapter_dir) as tmp:
-        # the first phase's adapter at the top (it applies to the base); DPO after SFT in dpo/ (it
-        # applies to the SFT-merged model)
+        # the first phase's adapter at the top (on the base); DPO's after SFT in dpo/ (on the SFT-merged model)
         first, *rest = adapters.values()
-        first.save_pretrained(tmp, safe_serialization=True)
+        shutil.copytree(first, tmp, dirs_exist_ok=True)
         tok.save_pretrained(tmp)
         if rest:
-            rest[0].save_pretrained(Path(tmp) / "dpo", safe_serialization=True)
+            shutil.copytree(rest[0], Path(tmp) / "dpo")
     with atomic_dir(tuned_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

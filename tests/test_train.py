@@ -75,6 +75,27 @@ def test_completion_head_only_for_plain_heads(tiny_model_dir):
     assert not plain_lm_head(config)
 
 
+def test_the_adapter_on_the_base_is_the_merged_model(trained, tiny_model_dir):
+    """models/adapter is for users who load base + adapter with PEFT: it must hold the trained LoRA
+    weights (it held none when saved after the merge) and give models/tuned's weights."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    root, _ = trained
+    saved = load_file(root / "adapter" / "adapter_model.safetensors")
+    assert saved and all("lora_" in k for k in saved) and any(v.abs().sum() > 0 for k, v in saved.items()
+                                                                   if "lora_B" in k)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, use_safetensors=True)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    merged = PeftModel.from_pretrained(base, root / "adapter").merge_and_unload().state_dict()
+    tuned = load_file(root / "tuned" / "model.safetensors")
+    assert tuned.keys() <= merged.keys()
+    assert any(not torch.equal(tuned[k], before[k]) for k in tuned), "training changed no weight"
+    assert all(torch.allclose(merged[k], tuned[k], atol=1e-6) for k in tuned)
+
+
 def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
     root, _ = trained
     from safetensors.torch import load_file
@@ -90,6 +111,8 @@ def test_training_is_seeded(trained, tiny_model_dir, tmp_path):
 
 
 def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
     root, _ = trained
     p = shipped({"train": {**TINY_TRAIN_RAW, "max_steps": 2, "method": "sft+dpo", "checkpoint_steps": 1,
                            "dpo": {"steps": 2, "batch_size": 1, "grad_accum": 2}}}).train
@@ -98,7 +121,7 @@ def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
                 checkpoint_dir=tmp_path / "ck")
     assert not any((tmp_path / "ck").iterdir())
     assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4  # two steps of two pairs, one at a time
-    assert (tmp_path / "adapter" / "dpo" / "adapter_model.safetensors").exists()
+    assert load_file(tmp_path / "adapter" / "dpo" / "adapter_model.safetensors")  # the DPO LoRA's weights, not none
     assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
     for curve in ("rewards/margins.tsv", "rewards/accuracies.tsv", "learning_rate.tsv"):  # dvc.yaml's DPO plots
         assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / curve).exists(), curve
