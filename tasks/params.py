@@ -84,6 +84,10 @@ class SynthesizeParams(Section):
         ge=0.0, le=1.0, description="Share of training's multi-hop examples whose both hops are edits (the city "
                                     "moves, and its new country's X changes), a chain as MQuAKE gives its edits; "
                                     "0: one edit, the other hop a passage.")
+    long_chains: float = Field(
+        ge=0.0, le=1.0, description="Share of training's multi-hop examples that are a chain of 3-5 edits through "
+                                    "the made-up people, companies and books to a real country's X (MQuAKE-hard's "
+                                    "four-edit questions; needs facts.sources.fictional); 0: none.")
     pairs: PairParams
 
     @field_validator("mix")

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tasks.chains import MADE_UP_HOPS, STARTS, walk
 from tasks.metrics import matches, overlaps
 from tasks.params import SynthesizeParams
 from tasks.schema import ABSTAIN, CARRIER_ERROR, SETTINGS, Fact, KprefError, Relation
@@ -314,7 +315,7 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     """city -> country -> X: the edit changes the answer only through composition. The unedited
     hop comes as a retrieved passage, so the answer is composed from what the prompt says rather
     than from the small model's memory of the other hop; with `chained_hops`, some training
-    examples edit both hops instead."""
+    examples edit both hops instead, and with `long_chains` some are a longer chain (tasks/chains.py)."""
     seconds = sorted(r for r, rel in d.relations.items() if rel.composed and d.hop_ok(r, f.object))
     if ("city_country", f.subject) not in d.by_subject or not seconds:
         raise KprefError(f"synthesize: no second hop for {f.subject!r}")
@@ -322,23 +323,50 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     rel2, hop2 = d.relations[r2], d.by_subject[(r2, f.object)]
     carrier = d.rng.choice(("instruction", "context"))
     first = d.rng.random() < 0.5
-    # the draw is made only when chains are on, so with none the examples stay as they were
+    # each draw is made only when its knob is on, so with none the examples stay as they were
     chain = not d.test and d.p.chained_hops > 0 and d.rng.random() < d.p.chained_hops
+    if d.subject_split == "train" and d.p.long_chains > 0 and d.rng.random() < d.p.long_chains:
+        return _long_chain(d, ask, carrier)
     edit = _edit_both_hops if chain else _edit_first_hop if first else _edit_second_hop
     edits, target, aliases, bridge, supports = edit(d, f, r2, hop2)
+    return _multi_hop_row(d, ask, carrier, edits, supports, f, f"city_country+{r2}", rel2.composed,
+                          (target, aliases), bridge, hop2)
+
+
+def _long_chain(d: Draw, ask: Ask, carrier: str) -> dict:
+    """A made-up chain to a real country whose X the last edit changes: MQuAKE-hard's shape."""
+    # only a country the split may state a fact of: train subjects in train, as multi-hop's second hop
+    countries = {r: sorted({c for (rr, c) in d.by_subject if rr == r and d.hop_ok(r, c)})
+                 for r, rel in sorted(d.relations.items()) if rel.composed}
+    c = walk(d.rng, {r: [f.subject for f in d.pools.get(r, [])] for r in STARTS},
+             {r: [o for o, _ in d.objects.get(r, [])] for r in MADE_UP_HOPS}, countries)
+    last = d.by_subject[(c.last, c.country)]
+    target, aliases = other_object(d, last, set())
+    edits = [(d.relations[r], s, o) for r, s, o in c.hops] + [(d.relations[c.last], c.country, target)]
+    d.rng.shuffle(edits)  # users list their edits in any order
+    start = d.by_subject[(c.hops[0][0], c.subject)]
+    return _multi_hop_row(d, ask, carrier, edits, [], start, "+".join([r for r, _, _ in c.hops] + [c.last]),
+                          c.template, (target, aliases), c.country, last)
+
+
+def _multi_hop_row(d: Draw, ask: Ask, carrier: str, edits: list, supports: list[str], f: Fact, relation: str,
+                   template: str, answer: tuple[str, tuple[str, ...]], bridge: str, hop: Fact) -> dict:
+    """The record of a composed question about `f`'s subject whose last hop is `hop`: the edits by
+    `carrier`, the rest of the chain as passages."""
+    (target, aliases), rel = answer, d.relations[hop.relation]
     instruction = " ".join(erel.assume(es, eo, ask.style) for erel, es, eo in edits) \
         if carrier == "instruction" else None
     stated = supports if instruction else [erel.say(es, eo) for erel, es, eo in edits] + supports
     ctx, _ = render_contexts(d, stated, f, ask.fmt)
     return {
-        "setting": "multi_hop", "subject": f.subject, "relation": f"city_country+{r2}",
-        "question": rel2.composed.format(s=f.subject), "instruction": instruction, "contexts": ctx,
+        "setting": "multi_hop", "subject": f.subject, "relation": relation,
+        "question": template.format(s=f.subject), "instruction": instruction, "contexts": ctx,
         "target": target, "aliases": list(aliases), "expected_source": carrier,
-        "answers": {"instruction": None, "context": None, "parametric": hop2.object, carrier: target},
+        "answers": {"instruction": None, "context": None, "parametric": hop.object, carrier: target},
         # the completion names the bridge first ("The capital of Spain is Madrid."): the composition
         # is spelled out in the relation's own words, the shape of every other answer
-        "world_answer": hop2.object, "completion": rel2.say(bridge, target), "source": f.source,
-        "question_template": rel2.composed, "assumption_style": ask.style if instruction else None,
+        "world_answer": hop.object, "completion": rel.say(bridge, target), "source": f.source,
+        "question_template": template, "assumption_style": ask.style if instruction else None,
         "context_format": ask.fmt, "bridge": bridge,
-        "rejected": rel2.say(f.object, hop2.object), "error_type": CARRIER_ERROR[carrier],
+        "rejected": rel.say(hop.subject, hop.object), "error_type": CARRIER_ERROR[carrier],
     }

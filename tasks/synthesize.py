@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.atomic import write_jsonl
+from tasks.chains import check_chain_relations
 from tasks.metrics import first_sentence, overlaps
 from tasks.params import Params, SynthesizeParams
 from tasks.params_facts import FactsParams, SplitParams
@@ -87,6 +88,8 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
                facts_params: FactsParams, texts: dict[str, str] | None = None) -> World:
     if p.mix.get("multi_hop", 0) > 0 and not any(f.relation == "city_country" for f in facts):
         raise KprefError("synthesize.mix.multi_hop needs city facts: enable facts.sources.cities")
+    if p.long_chains > 0:
+        check_chain_relations({f.relation for f in facts})
     objects: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
     for f in facts:
         objects[f.relation].setdefault(f.object, f.aliases)

@@ -200,6 +200,34 @@ def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params)
     assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
 
 
+def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts_params):
+    facts, relations = small_world
+    by = {(f.relation, f.subject): f.object for f in facts}
+    one, long = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
+        update={"long_chains": 1.0}))
+    rows = [r for r in long["train"] if r["setting"] == "multi_hop"]
+    assert rows and {r["expected_source"] for r in rows} == {"instruction", "context"}
+    assert {len(r["relation"].split("+")) for r in rows} == {3, 4, 5}  # 0, 1 or 2 hops between start and country
+    for r in rows:
+        *made_up, citizenship, last = r["relation"].split("+")
+        assert citizenship == "citizenship" and r["source"] == "fictional"
+        assert r["world_answer"] == by[(last, r["bridge"])] and r["target"] != r["world_answer"]
+        assert r["completion"] == relations[last].say(r["bridge"], r["target"])
+        assert r["question"].startswith(f"What is the {last if last != 'language' else 'main language'} of the "
+                                        "country of citizenship of ") and r["question"].endswith(f"{r['subject']}?")
+        # every hop is in the prompt: the answer is the last edit's, reached through the whole chain
+        text = r["instruction"] or " ".join(r["contexts"])
+        assert r["bridge"] in text and r["target"] in text and len(text.split(". ")) >= len(made_up) + 2
+    assert not any(r["setting"] == "multi_hop" and r["source"] == "fictional" for r in long["val"])
+    assert {k: v for k, v in long.items() if k.startswith("test")} == {k: v for k, v in one.items()
+                                                                       if k.startswith("test")}
+    df = derive_checks(pd.DataFrame(rows))
+    assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+    with pytest.raises(KprefError, match="synthesize.long_chains needs the made-up relations"):
+        _run(([f for f in facts if f.source != "fictional"], relations), facts_params,
+             P.model_copy(update={"long_chains": 0.5}))
+
+
 def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
     facts, relations = small_world
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
