@@ -108,7 +108,10 @@ def test_made_up_facts_only_where_the_prompt_answers():
     made_up = [r for rows in s.values() for r in rows if r["source"] == "fictional"]
     assert made_up and {r["split"] for r in made_up} == {"train"}  # never tested, never in val
     settings = {r["setting"] for r in made_up}
-    assert not settings & {"closed_book", "ctx_irrelevant", "multi_hop"}
+    assert not settings & {"closed_book", "ctx_irrelevant"}  # no memory setting: no model knows them
+    # in multi-hop only as the long chains, whose every hop the prompt states
+    assert all("+citizenship+" in r["relation"] and r["expected_source"] != "parametric"
+               for r in made_up if r["setting"] == "multi_hop")
     assert {"ctx_counterfactual", "instr_only", "instr_vs_ctx"} <= settings
     # a counterfactual object is another of the relation's own: a person for a founder
     people = {f.object for f in world[0] if f.relation in ("founder", "ceo", "spouse", "author")}
@@ -167,7 +170,8 @@ def test_variety(small_world, facts_params):
 def test_multi_hop_composes(small_world, facts_params):
     facts, _ = small_world
     by = {(f.relation, f.subject): f.object for f in facts}
-    rows = [r for r in _run(small_world, facts_params)["train"] if r["setting"] == "multi_hop"]
+    rows = [r for r in _run(small_world, facts_params)["train"]
+            if r["setting"] == "multi_hop" and r["source"] != "fictional"]  # the city ones: no long chain
     assert rows
     for r in rows:
         country = by[("city_country", r["subject"])]
@@ -183,7 +187,7 @@ def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params)
     by = {(f.relation, f.subject): f.object for f in facts}
     one, chained = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
         update={"chained_hops": 1.0}))
-    rows = [r for r in chained["train"] + chained["val"] if r["setting"] == "multi_hop"]
+    rows = [r for r in chained["train"] + chained["val"] if r["setting"] == "multi_hop" and r["source"] != "fictional"]
     assert {r["expected_source"] for r in rows} == {"instruction", "context"}
     for r in rows:  # the city moved and the new country's X changed: the answer is neither country's
         r2 = r["relation"].split("+")[1]
