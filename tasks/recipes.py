@@ -277,9 +277,14 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
                    answers={"instruction": target, "context": ctx_obj}, rejected=ask.rel.say(f.subject, ctx_obj))
 
 
+def _stated_countries(d: Draw, r2: str) -> list[str]:
+    """The countries whose `r2` fact this split may state in a multi-hop prompt (`Draw.hop_ok`), sorted."""
+    return sorted({c for (r, c) in d.by_subject if r == r2 and d.hop_ok(r, c)})
+
+
 def _new_country(d: Draw, f: Fact, r2: str, world: str) -> str:
-    others = sorted({c for (r, c) in d.by_subject if r == r2 and c != f.object and d.hop_ok(r, c)
-                     and not overlaps(d.by_subject[(r, c)].object, world)})
+    others = [c for c in _stated_countries(d, r2)
+              if c != f.object and not overlaps(d.by_subject[(r2, c)].object, world)]
     return d.rng.choice(others)
 
 
@@ -335,9 +340,7 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
 
 def _long_chain(d: Draw, ask: Ask, carrier: str) -> dict:
     """A made-up chain to a real country whose X the last edit changes: MQuAKE-hard's shape."""
-    # only a country the split may state a fact of: train subjects in train, as multi-hop's second hop
-    countries = {r: sorted({c for (rr, c) in d.by_subject if rr == r and d.hop_ok(r, c)})
-                 for r, rel in sorted(d.relations.items()) if rel.composed}
+    countries = {r: _stated_countries(d, r) for r, rel in sorted(d.relations.items()) if rel.composed}
     c = walk(d.rng, {r: [f.subject for f in d.pools.get(r, [])] for r in STARTS},
              {r: [o for o, _ in d.objects.get(r, [])] for r in MADE_UP_HOPS}, countries)
     last = d.by_subject[(c.last, c.country)]
