@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from tasks.chains import MADE_UP_HOPS, STARTS, walk
@@ -63,6 +64,14 @@ class Draw:
         g = self.by_subject.get((relation, country))
         allowed = {"train": ("train",), "val": ("train", "val")}.get(self.subject_split)
         return g is not None and (allowed is None or g.split in allowed)
+
+    @cached_property
+    def chain_ends(self) -> tuple[dict, dict, dict]:
+        """What a long chain may start from, pass through and end in (`chains.walk`'s arguments):
+        fixed for the split, so drawn up once rather than for each chain."""
+        return ({r: [f.subject for f in self.pools.get(r, [])] for r in STARTS},
+                {r: [o for o, _ in self.objects.get(r, [])] for r in MADE_UP_HOPS},
+                {r: _stated_countries(self, r) for r, rel in sorted(self.relations.items()) if rel.composed})
 
 
 @dataclass(frozen=True)
@@ -340,9 +349,7 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
 
 def _long_chain(d: Draw, ask: Ask, carrier: str) -> dict:
     """A made-up chain to a real country whose X the last edit changes: MQuAKE-hard's shape."""
-    countries = {r: _stated_countries(d, r) for r, rel in sorted(d.relations.items()) if rel.composed}
-    c = walk(d.rng, {r: [f.subject for f in d.pools.get(r, [])] for r in STARTS},
-             {r: [o for o, _ in d.objects.get(r, [])] for r in MADE_UP_HOPS}, countries)
+    c = walk(d.rng, *d.chain_ends)
     last = d.by_subject[(c.last, c.country)]
     target, aliases = other_object(d, last, set())
     edits = [(d.relations[r], s, o) for r, s, o in c.hops] + [(d.relations[c.last], c.country, target)]
