@@ -88,6 +88,9 @@ class SynthesizeParams(Section):
         ge=0.0, le=1.0, description="Share of training's multi-hop examples that are a chain of 3-5 edits through "
                                     "the made-up people, companies and books to a real country's X (MQuAKE-hard's "
                                     "four-edit questions; needs facts.sources.fictional); 0: none.")
+    chain_hop_questions: float = Field(
+        ge=0.0, le=1.0, description="Share of the long chains asked about one of their edits alone, the whole chain "
+                                    "stated (MQuAKE's single-hop questions); 0: every chain asked whole.")
     pairs: PairParams
 
     @field_validator("mix")

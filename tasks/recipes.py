@@ -354,9 +354,24 @@ def _long_chain(d: Draw, ask: Ask, carrier: str) -> dict:
     target, aliases = other_object(d, last, set())
     edits = [(d.relations[r], s, o) for r, s, o in c.hops] + [(d.relations[c.last], c.country, target)]
     d.rng.shuffle(edits)  # users list their edits in any order
+    if d.p.chain_hop_questions > 0 and d.rng.random() < d.p.chain_hop_questions:
+        return _chain_hop(d, ask, carrier, edits, (target, aliases))
     start = d.by_subject[(c.hops[0][0], c.subject)]
     return _multi_hop_row(d, ask, carrier, edits, [], start, "+".join([r for r, _, _ in c.hops] + [c.last]),
                           c.template, (target, aliases), c.country, last)
+
+
+def _chain_hop(d: Draw, ask: Ask, carrier: str, edits: list, last: tuple[str, tuple[str, ...]]) -> dict:
+    """One edit of a chain asked alone, the whole chain stated, as MQuAKE asks its single hops:
+    trained on whole chains only, the model answered those with a later hop ("Who developed X?"
+    -> the CEO's citizenship). Only an edit that changes a fact is asked (its DPO pair rejects the
+    fact); `last`: the last edit's object and its aliases."""
+    asked = [(rel, f, o) for rel, s, o in edits
+             if (f := d.by_subject.get((rel.name, s))) is not None and not overlaps(f.object, o)]
+    rel, f, o = d.rng.choice(asked)
+    template = rel.questions[d.phrasing.pick(d.rng, len(rel.questions))]
+    return _multi_hop_row(d, ask, carrier, edits, [], f, rel.name, template, (o, last[1] if o == last[0] else ()),
+                          f.subject, f)
 
 
 def _multi_hop_row(d: Draw, ask: Ask, carrier: str, edits: list, supports: list[str], f: Fact, relation: str,

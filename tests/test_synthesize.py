@@ -232,6 +232,30 @@ def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts
              P.model_copy(update={"long_chains": 0.5}))
 
 
+def test_a_chain_hop_question_asks_one_edit_with_the_whole_chain_stated(small_world, facts_params):
+    facts, relations = small_world
+    by = {(f.relation, f.subject): f.object for f in facts}
+    whole = _run(small_world, facts_params, P.model_copy(update={"long_chains": 1.0}))
+    hops = _run(small_world, facts_params, P.model_copy(update={"long_chains": 1.0, "chain_hop_questions": 1.0}))
+    rows = [r for r in hops["train"] if r["setting"] == "multi_hop"]
+    assert rows and all("+" not in r["relation"] for r in rows)
+    assert {r["relation"] for r in rows} & {"author", "founder", "ceo"}  # the chain's first edit is asked
+    assert {r["relation"] for r in rows} & {"capital", "continent", "currency", "language"}  # and its last
+    for r in rows:
+        rel = relations[r["relation"]]
+        # the question is the relation's own, about the edit's subject; the answer is that edit's
+        # object, not the end of the chain, and the DPO pair rejects the fact the edit changed
+        assert r["question"] in {q.format(s=r["subject"]) for q in rel.questions}
+        assert r["completion"] == rel.say(r["subject"], r["target"]) and r["bridge"] == r["subject"]
+        assert r["world_answer"] == by[(r["relation"], r["subject"])] != r["target"]
+        text = r["instruction"] or " ".join(r["contexts"])
+        assert r["target"] in text and len(text.split(". ")) >= 3  # the other edits are stated too
+    assert {k: v for k, v in hops.items() if k.startswith("test")} == {k: v for k, v in whole.items()
+                                                                       if k.startswith("test")}
+    df = derive_checks(pd.DataFrame(rows))
+    assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+
+
 def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
     facts, relations = small_world
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
