@@ -109,8 +109,8 @@ def test_made_up_facts_only_where_the_prompt_answers():
     assert made_up and {r["split"] for r in made_up} == {"train"}  # never tested, never in val
     settings = {r["setting"] for r in made_up}
     assert not settings & {"closed_book", "ctx_irrelevant"}  # no memory setting: no model knows them
-    # in multi-hop only as the long chains, whose every hop the prompt states
-    assert all("+citizenship+" in r["relation"] and r["expected_source"] != "parametric"
+    # in multi-hop only as the long chains, whose every hop the prompt states, or one of their edits asked
+    assert all(("+citizenship+" in r["relation"] or "+" not in r["relation"]) and r["expected_source"] != "parametric"
                for r in made_up if r["setting"] == "multi_hop")
     assert {"ctx_counterfactual", "instr_only", "instr_vs_ctx"} <= settings
     # a counterfactual object is another of the relation's own: a person for a founder
@@ -171,7 +171,7 @@ def test_multi_hop_composes(small_world, facts_params):
     facts, _ = small_world
     by = {(f.relation, f.subject): f.object for f in facts}
     rows = [r for r in _run(small_world, facts_params)["train"]
-            if r["setting"] == "multi_hop" and r["source"] != "fictional"]  # the city ones: no long chain
+            if r["setting"] == "multi_hop" and r["relation"].startswith("city_country+")]  # no long chain
     assert rows
     for r in rows:
         country = by[("city_country", r["subject"])]
@@ -187,7 +187,8 @@ def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params)
     by = {(f.relation, f.subject): f.object for f in facts}
     one, chained = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
         update={"chained_hops": 1.0}))
-    rows = [r for r in chained["train"] + chained["val"] if r["setting"] == "multi_hop" and r["source"] != "fictional"]
+    rows = [r for r in chained["train"] + chained["val"]
+            if r["setting"] == "multi_hop" and r["relation"].startswith("city_country+")]
     assert {r["expected_source"] for r in rows} == {"instruction", "context"}
     for r in rows:  # the city moved and the new country's X changed: the answer is neither country's
         r2 = r["relation"].split("+")[1]
@@ -208,7 +209,7 @@ def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts
     facts, relations = small_world
     by = {(f.relation, f.subject): f.object for f in facts}
     one, long = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
-        update={"long_chains": 1.0}))
+        update={"long_chains": 1.0, "chain_hop_questions": 0.0}))
     rows = [r for r in long["train"] if r["setting"] == "multi_hop"]
     assert rows and {r["expected_source"] for r in rows} == {"instruction", "context"}
     assert {len(r["relation"].split("+")) for r in rows} == {3, 4, 5}  # 0, 1 or 2 hops between start and country
@@ -235,7 +236,7 @@ def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts
 def test_a_chain_hop_question_asks_one_edit_with_the_whole_chain_stated(small_world, facts_params):
     facts, relations = small_world
     by = {(f.relation, f.subject): f.object for f in facts}
-    whole = _run(small_world, facts_params, P.model_copy(update={"long_chains": 1.0}))
+    whole = _run(small_world, facts_params, P.model_copy(update={"long_chains": 1.0, "chain_hop_questions": 0.0}))
     hops = _run(small_world, facts_params, P.model_copy(update={"long_chains": 1.0, "chain_hop_questions": 1.0}))
     rows = [r for r in hops["train"] if r["setting"] == "multi_hop"]
     assert rows and all("+" not in r["relation"] for r in rows)
