@@ -376,8 +376,9 @@ def _chain_hop(d: Draw, ask: Ask, carrier: str, edits: list, last: tuple[str, tu
 
 def _multi_hop_row(d: Draw, ask: Ask, carrier: str, edits: list, supports: list[str], f: Fact, relation: str,
                    template: str, answer: tuple[str, tuple[str, ...]], bridge: str, hop: Fact) -> dict:
-    """The record of a composed question about `f`'s subject whose last hop is `hop`: the edits by
-    `carrier`, the rest of the chain as passages."""
+    """The record of a composed question about `f`'s subject whose last hop is `hop` (or, from
+    `_chain_hop`, one edit asked alone: `hop` is `f`): the edits by `carrier`, the rest of the chain
+    as passages."""
     (target, aliases), rel = answer, d.relations[hop.relation]
     instruction = " ".join(erel.assume(es, eo, ask.style) for erel, es, eo in edits) \
         if carrier == "instruction" else None
