@@ -39,16 +39,21 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
-    facts = probed_facts(read_facts(root / FACTS), p.facts.split.ood_relations, p.facts.split.conflict_sources)
+    sp = p.facts.split
+    facts = probed_facts(read_facts(root / FACTS), sp.ood_relations, sp.conflict_sources, sp.made_up_replay)
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
                     root / PROBE_CACHE)
     log.info("probe: %s", out)
 
 
-def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
-    """What the probe asks: every training fact but the made-up sources' (no model knows them), and
-    the held-out domain's, whose report reads what the base model knew there."""
-    return trained_facts(facts, ood_relations, made_up) + [f for f in facts if f.split == OOD_DOMAIN]
+def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = (),
+                 made_up_replay: tuple[str, ...] = ()) -> list[Fact]:
+    """What the probe asks: every training fact but the made-up sources' (no model knows them) save
+    the relations replayed in memory, and the held-out domain's, whose report reads what the base
+    model knew there."""
+    replayed = [f for f in facts
+                if f.source in made_up and f.relation in made_up_replay and f.split in ("train", "val")]
+    return trained_facts(facts, ood_relations, made_up) + replayed + [f for f in facts if f.split == OOD_DOMAIN]
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:

@@ -166,8 +166,9 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
                 sp: SplitParams) -> list[Fact]:
     """The facts a setting can be asked about in a split."""
     # replay: training's memory settings only; made-up facts: only where the prompt gives the answer
-    apart = sp.conflict_sources if SETTINGS[setting].source == "parametric" else sp.replay_sources
-    cands = [f for f in usable if f.source not in apart]
+    memory = SETTINGS[setting].source == "parametric"
+    apart = sp.conflict_sources if memory else sp.replay_sources
+    cands = [f for f in usable if f.source not in apart or (memory and f.relation in sp.made_up_replay)]
     if setting == "multi_hop":
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]

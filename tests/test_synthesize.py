@@ -118,6 +118,26 @@ def test_made_up_facts_only_where_the_prompt_answers():
     assert all(r["target"] in people for r in made_up if r["relation"] == "founder")
 
 
+def test_made_up_replay_trains_the_base_models_guess_in_memory():
+    from tasks.facts import collect_facts
+
+    split = {**SMALL_FACTS["split"], "conflict_sources": ["fictional"], "made_up_replay": ["citizenship"]}
+    fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
+        "enabled": True, "per_relation": 12}}, "split": split}}).facts
+    facts, relations = collect_facts(fp, seed=0)
+    beliefs = {f.key: "Canada" if f.relation == "citizenship" else f.object for f in facts}  # the probe's guesses
+    s = synthesize(facts, relations, beliefs, P, fp, seed=0)
+    memory = [r for rows in s.values() for r in rows
+              if r["source"] == "fictional" and r["expected_source"] == "parametric"]
+    assert memory and {r["relation"] for r in memory} == {"citizenship"}
+    assert {r["split"] for r in memory} <= {"train", "val"}
+    assert {r["target"] for r in memory} == {"Canada"}  # the base model's answer, not the made-up world's
+    assert all(r["completion"] == relations["citizenship"].say(r["subject"], "Canada") for r in memory)
+    # the other made-up relations stay where the prompt answers
+    assert not [r for rows in s.values() for r in rows if r["source"] == "fictional"
+                and r["relation"] != "citizenship" and r["expected_source"] == "parametric"]
+
+
 def test_extra_assumptions_list_other_facts_in_training_only(small_world, facts_params):
     facts, relations = small_world
     one, more = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
