@@ -51,8 +51,7 @@ def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tup
     """What the probe asks: every training fact but the made-up sources' (no model knows them) save
     the relations replayed in memory, and the held-out domain's, whose report reads what the base
     model knew there."""
-    replayed = [f for f in facts
-                if f.source in made_up and f.relation in made_up_replay and f.split in ("train", "val")]
+    replayed = trained_facts([f for f in facts if f.source in made_up and f.relation in made_up_replay], ood_relations)
     return trained_facts(facts, ood_relations, made_up) + replayed + [f for f in facts if f.split == OOD_DOMAIN]
 
 
