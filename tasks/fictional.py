@@ -1,5 +1,6 @@
-"""A made-up world for the hierarchy's upper two levels: people, companies and books (Faker) in
-the relations public benchmarks ask about (founder, CEO, spouse, citizenship, author ...).
+"""A made-up world for the hierarchy's upper two levels: people, companies, books, products, shows
+and teams (Faker) in the relations public benchmarks ask about (founder, CEO, spouse, citizenship,
+author, developer, sport ...).
 
 Every other source is geography or codes, so the tuned model had only ever copied an assumption
 or a passage in a dozen relations; asked about a new one ("Who founded SpaceX?", with four edits
@@ -75,8 +76,65 @@ FICTIONAL_RELATIONS: dict[str, tuple[str, Relation]] = {
         ("book", Relation("author", "person", _questions(
             "Who wrote {s}?", "Who is the author of {s}?", "Name the author of {s}.", "{s} was written by whom?",
             "Tell me who wrote {s}.", "{s}'s author is who?"), "{s} was written by {o}.")),
+        # the kinds of edit MQuAKE asks most that none of the above is (docs/decisions.md): off by default
+        ("product", Relation("developer", "company", _questions(
+            "Who is the developer of {s}?", "Which company developed {s}?", "Name the developer of {s}.",
+            "{s} was developed by whom?", "Tell me who developed {s}.", "{s}'s developer is which company?"),
+            "{s} was developed by {o}.")),
+        ("vehicle", Relation("manufacturer", "company", _questions(
+            "Which company is {s} produced by?", "Who manufactures {s}?", "Name the manufacturer of {s}.",
+            "{s} is made by which company?", "Tell me who produces {s}.", "{s}'s maker is which company?"),
+            "{s} is produced by {o}.")),
+        ("show", Relation("creator", "person", _questions(
+            "Who was {s} created by?", "Who is the creator of {s}?", "Name the creator of {s}.",
+            "{s} was created by whom?", "Tell me who created {s}.", "{s}'s creator is who?"),
+            "{s} was created by {o}.")),
+        ("show", Relation("country_of_origin", "country", _questions(
+            "Which country was {s} created in?", "What is the country of origin of {s}?",
+            "Name the country {s} comes from.", "{s} originated in which country?",
+            "Tell me which country {s} is from.", "{s} was first made in which country?"),
+            "{s} was created in {o}.")),
+        ("show", Relation("broadcaster", "company", _questions(
+            "Who is the original broadcaster of {s}?", "Which network first aired {s}?",
+            "Name the original broadcaster of {s}.", "{s} was first broadcast by whom?",
+            "Tell me who first aired {s}.", "{s} premiered on which network?"),
+            "{s} was first broadcast by {o}.")),
+        ("song", Relation("performer", "person", _questions(
+            "Who performed {s}?", "Who is the performer of {s}?", "Name the performer of {s}.",
+            "{s} was performed by whom?", "Tell me who performed {s}.", "{s} is sung by whom?"),
+            "{s} was performed by {o}.")),
+        ("person", Relation("manager", "person", _questions(
+            "Who is the director of {s}?", "Who is the manager of {s}?", "Name the manager of {s}.",
+            "{s} is managed by whom?", "Tell me who manages {s}.", "{s}'s manager is who?"),
+            "The manager of {s} is {o}.")),
+        ("person", Relation("sport", "sport", _questions(
+            "Which sport is {s} associated with?", "What sport does {s} play?", "Name the sport of {s}.",
+            "{s} is known for which sport?", "Tell me which sport {s} plays.", "{s} competes in which sport?"),
+            "{s} plays {o}.")),
+        ("person", Relation("position", "position", _questions(
+            "What position does {s} play?", "Which position does {s} play in?", "Name the playing position of {s}.",
+            "{s} plays in which position?", "Tell me the position {s} plays.", "{s} is fielded as what?"),
+            "{s} plays as {o}.")),
+        ("team", Relation("head_coach", "person", _questions(
+            "Who is the head coach of {s}?", "Who coaches {s}?", "Name the head coach of {s}.",
+            "{s} is coached by whom?", "Tell me who coaches {s}.", "{s}'s head coach is who?"),
+            "The head coach of {s} is {o}.")),
+        ("person", Relation("child", "person", _questions(
+            "Who is {s}'s child?", "Who is a child of {s}?", "Name a child of {s}.",
+            "{s} is the parent of whom?", "Tell me who {s}'s child is.", "{s}'s son or daughter is who?"),
+            "{s}'s child is {o}.")),
+        ("company", Relation("chairperson", "person", _questions(
+            "Who is the chairperson of {s}?", "Who chairs {s}?", "Name the chairperson of {s}.",
+            "{s} is chaired by whom?", "Tell me who chairs the board of {s}.", "{s}'s chair is who?"),
+            "The chairperson of {s} is {o}.")),
     )
 }
+
+# a few real names for the kinds Faker has none of: the objects are real, the facts made up
+SPORTS = ("association football", "basketball", "baseball", "ice hockey", "cricket", "rugby union", "tennis",
+          "American football", "volleyball", "handball", "field hockey", "golf", "water polo", "badminton")
+POSITIONS = ("goalkeeper", "defender", "midfielder", "forward", "winger", "pitcher", "catcher", "shortstop",
+             "quarterback", "linebacker", "tackle", "point guard", "power forward", "center", "placekicker")
 
 
 def _kinds(fake) -> dict[str, Callable[[], str]]:
@@ -91,6 +149,14 @@ def _kinds(fake) -> dict[str, Callable[[], str]]:
         "university": lambda: f"the University of {fake.city()}",
         "occupation": lambda: fake.job().split(",")[0].lower(),  # "Engineer, mining" -> "engineer"
         "book": lambda: f"The {fake.word(part_of_speech='noun').title()} of {fake.city()}",
+        "product": lambda: fake.word(part_of_speech="noun").title() + fake.random_element(
+            ("OS", " Studio", " Engine", "Pad", " Suite", " Cloud", "Script", " Works")),
+        "vehicle": lambda: f"{fake.last_name()} {fake.random_element(('GT', 'Coupe', 'Roadster', 'Sedan', 'Ranger'))}",
+        "show": lambda: f"The {fake.last_name()} " + fake.random_element(("Show", "Hour", "Files", "Chronicles", "Story")),
+        "song": lambda: f"{fake.word(part_of_speech='adjective').title()} {fake.word(part_of_speech='noun').title()}",
+        "team": lambda: f"{fake.city()} " + fake.random_element(("United", "Rovers", "Athletic", "Wanderers", "Rangers")),
+        "sport": lambda: fake.random_element(SPORTS),
+        "position": lambda: fake.random_element(POSITIONS),
     }
 
 

@@ -87,7 +87,9 @@ class MquakeSource(_Source):
 
 
 FictionalRelation = Literal["founder", "ceo", "headquarters", "founding_year", "citizenship", "birthplace",
-                            "employer", "spouse", "native_language", "alma_mater", "occupation", "author"]
+                            "employer", "spouse", "native_language", "alma_mater", "occupation", "author",
+                            "developer", "manufacturer", "creator", "country_of_origin", "broadcaster", "performer",
+                            "manager", "sport", "position", "head_coach", "child", "chairperson"]
 
 
 class FictionalSource(_Source):

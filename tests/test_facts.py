@@ -99,7 +99,8 @@ def test_made_up_facts_are_seeded_only_trained_and_never_probed():
     from tasks.probe import probed_facts
 
     assert get_args(FictionalRelation) == tuple(FICTIONAL_RELATIONS)  # params.yaml accepts exactly these
-    fp = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 30}},
+    fp = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 30,
+                                                      "relations": list(FICTIONAL_RELATIONS)}},
                             "split": {"conflict_sources": ["fictional"]}}}).facts
     facts, relations = collect_facts(fp, seed=0)
     made_up = [f for f in facts if f.source == "fictional"]
