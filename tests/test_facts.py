@@ -111,7 +111,7 @@ def test_made_up_facts_are_seeded_only_trained_and_never_probed():
     # the same seed gives the same world, another seed another one; the real sources are untouched
     assert made_up == [f for f in collect_facts(fp, seed=0)[0] if f.source == "fictional"]
     assert made_up != [f for f in collect_facts(fp, seed=1)[0] if f.source == "fictional"]
-    real = {"sources": {"fictional": {"enabled": False}}, "split": {"conflict_sources": []}}
+    real = {"sources": {"fictional": {"enabled": False}}, "split": {"conflict_sources": [], "made_up_replay": []}}
     assert [f for f in facts if f not in made_up] == collect_facts(shipped({"facts": real}).facts, seed=0)[0]
     asked = probed_facts(facts, fp.split.ood_relations, fp.split.conflict_sources)
     assert asked and not [f for f in asked if f.source == "fictional"]

@@ -102,7 +102,8 @@ def test_made_up_facts_only_where_the_prompt_answers():
     from tasks.facts import collect_facts
 
     fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
-        "enabled": True, "per_relation": 12}}, "split": {**SMALL_FACTS["split"], "conflict_sources": ["fictional"]}}}).facts
+        "enabled": True, "per_relation": 12}}, "split": {**SMALL_FACTS["split"], "conflict_sources": ["fictional"],
+                                                         "made_up_replay": []}}}).facts
     world = collect_facts(fp, seed=0)
     s = _run(world, fp)
     made_up = [r for rows in s.values() for r in rows if r["source"] == "fictional"]
