@@ -136,6 +136,9 @@ class SplitParams(Section):
         description="Relations of the conflict sources whose made-up facts the probe also asks and the memory "
                     "settings replay with the base model's own answer (its guess keeps the question's shape: "
                     "real people's citizenship, docs/decisions.md); [] for none.")
+    made_up_replay_weight: float | None = Field(
+        gt=0, description="Relative share of the memory settings' examples that replay made-up guesses, in place of "
+                          "their source's weight (lower: each guess repeated less); null: the source's weight.")
 
     @model_validator(mode="after")
     def _fractions(self):

@@ -155,11 +155,18 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
             order_rng = random.Random(f"{seed}:{split}:closed_book") if setting == "ctx_irrelevant" else draw.rng
-            order = _weighted_order(cands, world.source_weights, n, order_rng)
+            order = _weighted_order(cands, _weights(setting, world.source_weights, sp), n, order_rng)
             rows += _draw_examples(setting, split, n, order, draw, seen, seed)
     if split in ("train", "val"):
         cap_pairs(rows, p.pairs.max_type_ratio, seed)
     return rows
+
+
+def _weights(setting: str, weights: dict[str, float], sp: SplitParams) -> dict[str, float]:
+    """Each source's share; in the memory settings the made-up guesses replayed get their own dose."""
+    if SETTINGS[setting].source != "parametric" or sp.made_up_replay_weight is None:
+        return weights
+    return {**weights, **{s: sp.made_up_replay_weight for s in sp.conflict_sources}}
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,

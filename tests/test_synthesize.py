@@ -139,6 +139,28 @@ def test_made_up_replay_trains_the_base_models_guess_in_memory():
                 and r["relation"] != "citizenship" and r["expected_source"] == "parametric"]
 
 
+def test_made_up_replay_weight_doses_the_guesses_in_memory_only():
+    from tasks.facts import collect_facts
+
+    def made(weight):
+        split = {**SMALL_FACTS["split"], "conflict_sources": ["fictional"], "made_up_replay": ["citizenship"],
+                 "made_up_replay_weight": weight}
+        fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
+            "enabled": True, "per_relation": 12}}, "split": split}}).facts
+        facts, relations = collect_facts(fp, seed=0)
+        return synthesize(facts, relations, {f.key: f.object for f in facts}, P, fp, seed=0)
+
+    def replayed(s):
+        return sum(r["source"] == "fictional" and r["expected_source"] == "parametric" for r in s["train"])
+
+    full, low = made(None), made(0.25)
+    assert 0 < replayed(low) < replayed(full)
+    # only the memory settings' draws change
+    assert all(r["expected_source"] == "parametric" for r in low["train"] if r not in full["train"])
+    assert [r for r in low["train"] if r["expected_source"] != "parametric"] == \
+        [r for r in full["train"] if r["expected_source"] != "parametric"]
+
+
 def test_extra_assumptions_list_other_facts_in_training_only(small_world, facts_params):
     facts, relations = small_world
     one, more = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
