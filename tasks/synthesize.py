@@ -175,7 +175,9 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
     # replay: training's memory settings only; made-up facts: only where the prompt gives the answer
     memory = SETTINGS[setting].source == "parametric"
     apart = sp.conflict_sources if memory else sp.replay_sources
-    cands = [f for f in usable if f.source not in apart or (memory and f.relation in sp.made_up_replay)]
+    # a made-up fact's replay is the base model's guess; the made-up world's answer is nobody's memory
+    replay = sp.made_up_replay if p.parametric_target == "model" else ()
+    cands = [f for f in usable if f.source not in apart or (memory and f.relation in replay)]
     if setting == "multi_hop":
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]

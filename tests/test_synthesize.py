@@ -137,6 +137,10 @@ def test_made_up_replay_trains_the_base_models_guess_in_memory():
     # the other made-up relations stay where the prompt answers
     assert not [r for rows in s.values() for r in rows if r["source"] == "fictional"
                 and r["relation"] != "citizenship" and r["expected_source"] == "parametric"]
+    # trained on the world's answers, memory has no made-up fact: the made-up world's answer is nobody's memory
+    world = synthesize(facts, relations, beliefs, P.model_copy(update={"parametric_target": "world"}), fp, seed=0)
+    assert not [r for rows in world.values() for r in rows
+                if r["source"] == "fictional" and r["expected_source"] == "parametric"]
 
 
 def test_made_up_replay_weight_doses_the_guesses_in_memory_only():
