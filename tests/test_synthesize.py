@@ -98,12 +98,17 @@ def test_replay_sources_only_in_training_memory_settings():
     assert {r["setting"] for r in replayed} == {"closed_book", "ctx_irrelevant"}
 
 
+def _made_up_params(**split):
+    """The small world's facts params with the made-up source on as a conflict source, and `split` on top."""
+    return shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
+        "enabled": True, "per_relation": 12}}, "split": {**SMALL_FACTS["split"], "conflict_sources": ["fictional"],
+                                                         **split}}}).facts
+
+
 def test_made_up_facts_only_where_the_prompt_answers():
     from tasks.facts import collect_facts
 
-    fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
-        "enabled": True, "per_relation": 12}}, "split": {**SMALL_FACTS["split"], "conflict_sources": ["fictional"],
-                                                         "made_up_replay": []}}}).facts
+    fp = _made_up_params(made_up_replay=[])
     world = collect_facts(fp, seed=0)
     s = _run(world, fp)
     made_up = [r for rows in s.values() for r in rows if r["source"] == "fictional"]
@@ -122,9 +127,7 @@ def test_made_up_facts_only_where_the_prompt_answers():
 def test_made_up_replay_trains_the_base_models_guess_in_memory():
     from tasks.facts import collect_facts
 
-    split = {**SMALL_FACTS["split"], "conflict_sources": ["fictional"], "made_up_replay": ["citizenship"]}
-    fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
-        "enabled": True, "per_relation": 12}}, "split": split}}).facts
+    fp = _made_up_params(made_up_replay=["citizenship"])
     facts, relations = collect_facts(fp, seed=0)
     beliefs = {f.key: "Canada" if f.relation == "citizenship" else f.object for f in facts}  # the probe's guesses
     s = synthesize(facts, relations, beliefs, P, fp, seed=0)
@@ -147,10 +150,7 @@ def test_made_up_replay_weight_doses_the_guesses_in_memory_only():
     from tasks.facts import collect_facts
 
     def made(weight):
-        split = {**SMALL_FACTS["split"], "conflict_sources": ["fictional"], "made_up_replay": ["citizenship"],
-                 "made_up_replay_weight": weight}
-        fp = shipped({"facts": {**SMALL_FACTS, "sources": {**SMALL_FACTS["sources"], "fictional": {
-            "enabled": True, "per_relation": 12}}, "split": split}}).facts
+        fp = _made_up_params(made_up_replay=["citizenship"], made_up_replay_weight=weight)
         facts, relations = collect_facts(fp, seed=0)
         return synthesize(facts, relations, {f.key: f.object for f in facts}, P, fp, seed=0)
 
