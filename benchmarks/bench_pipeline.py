@@ -5,9 +5,11 @@
     python benchmarks/bench_pipeline.py --strict   # exit 1 when a target is missed
 
 Targets (2-core CPU, default params): full repro <= 20 min wall and <= 8 GiB peak RSS; a
-no-op repro <= 5 s. Held-out subjects (tuned): adherence >= 0.95 on every conflict setting,
-irrelevant-context robustness >= 0.90, closed-book accuracy at most 2 points below the base
-model. Held-out relations and phrasings (tuned): adherence >= 0.85 on every conflict setting.
+no-op repro <= 5 s. Per split (tuned; TARGETS): held-out subjects (`test`) adherence >= 0.95 on
+every conflict setting, closed-book at most 2 points below the base; held-out relation and
+phrasing >= 0.85 on every conflict setting; irrelevant-context robustness on the facts the base
+knows >= 0.95 on those three; the held-out domain >= 0.90 on ctx_counterfactual, instr_only and
+instr_vs_ctx, robustness on base-known facts >= 0.90, closed-book within 3 points of the base.
 For a cold probe cache, empty `.kpref_cache/probe` first.
 """
 from __future__ import annotations
@@ -52,32 +54,38 @@ def timed(cmd: list[str]) -> tuple[float, float, dict[str, float]]:
     return wall, max(peak, before) / 2**20, stages
 
 
+# issue 12's targets per split: (conflict settings held to the floor, the floor), robustness on the
+# facts the base knows, and how far closed-book accuracy may fall below the base's
+TARGETS = {
+    "test": (CONFLICT_SETTINGS, 0.95, 0.95, 0.02),
+    "test_ood_phrasing": (CONFLICT_SETTINGS, 0.85, 0.95, None),
+    "test_ood_relation": (CONFLICT_SETTINGS, 0.85, 0.95, None),
+    "test_ood_domain": (("ctx_counterfactual", "instr_only", "instr_vs_ctx"), 0.90, 0.90, 0.03),
+}
+
+
 def verdicts(metrics: dict) -> tuple[list[str], bool]:
+    """One line per split (tuned, base in brackets) against TARGETS; whether every target is met."""
     lines, ok = [], True
-    m = metrics["test"]
-    t, b = m["tuned"], m["base"]
-    ts, bs = t["adherence_by_setting"], b["adherence_by_setting"]
-    for s in CONFLICT_SETTINGS:
-        if s in ts:
-            lines.append(f"- held-out subjects, {s}: tuned {ts[s]} (base {bs.get(s)}, target >= 0.95)")
-            ok &= ts[s] >= 0.95
-    rob = t.get("irrelevant_robustness")
-    lines.append(f"- irrelevant-context robustness: tuned {rob} (95% CI {t.get('irrelevant_robustness_ci95')}; "
-                 f"base {b.get('irrelevant_robustness')}, target >= 0.90); on facts it answers right closed-book: "
-                 f"{t.get('irrelevant_robustness_known')} (base {b.get('irrelevant_robustness_known')})")
-    ok &= (rob or 0) >= 0.90
-    drop = b["closed_book_accuracy"] - t["closed_book_accuracy"]
-    lines.append(f"- closed-book accuracy: base {b['closed_book_accuracy']}, tuned {t['closed_book_accuracy']} "
-                 f"(drop {drop:+.3f}, target <= 0.02)")
-    ok &= drop <= 0.02 + 1e-9
-    lines.append(f"- held-out subjects, every setting (tuned): {json.dumps(ts)}")
-    lines.append(f"- held-out subjects, every setting (base): {json.dumps(bs)}")
-    for split in ("test_ood_relation", "test_ood_phrasing"):
-        if split in metrics and "tuned" in metrics[split]:
-            os_ = metrics[split]["tuned"]["adherence_by_setting"]
-            low = [f"{s} {os_[s]}" for s in CONFLICT_SETTINGS if s in os_ and os_[s] < 0.85]
-            lines.append(f"- {split} (tuned): {json.dumps(os_)}; conflict settings below 0.85: {low or 'none'}")
-            ok &= not low
+    for split, (settings, floor, rob_target, max_drop) in TARGETS.items():
+        if "tuned" not in metrics.get(split, {}):
+            continue
+        t, b, d = metrics[split]["tuned"], metrics[split]["base"], metrics[split]["delta"]
+        by = t["adherence_by_setting"]
+        low = [f"{s} {by[s]}" for s in settings if s in by and by[s] < floor]
+        lowest = min((s for s in CONFLICT_SETTINGS if s in by), key=by.get)
+        rob = t.get("irrelevant_robustness_base_known")
+        retention = d["closed_book_retention"]
+        lines.append(f"- {split}: conflict settings below {floor}: {', '.join(low) or 'none'} "
+                     f"(lowest {lowest} {by[lowest]}); robustness on facts the base knows {rob} "
+                     f"(95% CI {t.get('irrelevant_robustness_base_known_ci95')}; base "
+                     f"{b.get('irrelevant_robustness_base_known')}; target >= {rob_target}); closed-book "
+                     f"{b['closed_book_accuracy']} -> {t['closed_book_accuracy']}, retention {retention:+.3f} "
+                     f"{d.get('closed_book_retention_ci95')}" + (f" (target >= -{max_drop})" if max_drop else ""))
+        ok &= not low and rob is not None and rob >= rob_target
+        ok &= max_drop is None or retention >= -max_drop - 1e-9
+    lines.append("- tuned, every setting: " + "; ".join(
+        f"{s} {json.dumps(metrics[s]['tuned']['adherence_by_setting'])}" for s in TARGETS if s in metrics))
     return lines, ok
 
 

@@ -23,3 +23,46 @@ def test_script_imports_public_names_only(path):
             assert not missing, f"{path.name}:{node.lineno}: {node.module} has no {missing}"
     spec = importlib.util.spec_from_file_location(path.stem, path)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # top-level imports resolve
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_dir(root, name: str, base: dict, tuned: dict):
+    from safetensors.torch import save_file
+
+    run = root / name
+    for where, tensors in (("models/base", base), ("models/tuned", tuned)):
+        (run / where).mkdir(parents=True)
+        save_file(tensors, str(run / where / "model.safetensors"))
+    (run / "models/tuned/config.json").write_text("{}")
+    (run / "data").mkdir()
+    (run / "data/test.jsonl").write_text(f'{{"run": "{name}"}}\n')
+    return run
+
+
+def test_wise_ft_scales_one_runs_change_and_averages_a_soups(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    wise_ft = _script("wise_ft")
+    base = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([5.0])}
+    a = _run_dir(tmp_path, "a", base, {"w": torch.tensor([3.0, 2.0]), "b": torch.tensor([5.0])})
+    b = _run_dir(tmp_path, "b", base, {"w": torch.tensor([1.0, 6.0]), "b": torch.tensor([5.0])})
+
+    assert wise_ft.interpolate([a], 0.5, tmp_path / "half") == 1  # only w changed
+    assert torch.equal(load_file(tmp_path / "half/models/tuned/model.safetensors")["w"], torch.tensor([2.0, 2.0]))
+
+    assert wise_ft.interpolate([a, b], 1.0, tmp_path / "soup") == 1
+    soup = load_file(tmp_path / "soup/models/tuned/model.safetensors")
+    assert torch.equal(soup["w"], torch.tensor([2.0, 4.0])) and torch.equal(soup["b"], base["b"])
+    assert (tmp_path / "soup/models/tuned/config.json").exists()
+    assert (tmp_path / "soup/data/test.jsonl").read_text() == '{"run": "a"}\n'  # the first run's questions
+
+    other = _run_dir(tmp_path, "other", {"w": torch.tensor([0.0, 2.0]), "b": torch.tensor([5.0])}, base)
+    with pytest.raises(SystemExit, match="a soup needs one base model"):
+        wise_ft.interpolate([a, other], 1.0, tmp_path / "bad")
