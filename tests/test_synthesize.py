@@ -23,6 +23,19 @@ def _run(small_world, facts_params, p=P, seed=0, beliefs=None):
     return synthesize(facts, relations, beliefs, p, facts_params, seed)
 
 
+def _tests_of(splits: dict) -> dict:
+    """The test splits: a knob that shapes training only must leave them as they were."""
+    return {k: v for k, v in splits.items() if k.startswith("test")}
+
+
+def _assert_gate_passes(rows: list[dict]) -> None:
+    """Every row passes the quality gate's per-row checks (tasks/validate.py); a failure names the check and rows."""
+    df = derive_checks(pd.DataFrame(rows))
+    for col in CHECK_COLUMNS:
+        if col in df:
+            assert df[col].all(), (col, df.loc[~df[col], "id"].tolist()[:3])
+
+
 def test_allocate_is_exact_and_proportional():
     c = allocate(10, {"a": 1, "b": 1, "c": 1})
     assert sum(c.values()) == 10 and max(c.values()) - min(c.values()) <= 1
@@ -44,10 +57,7 @@ def test_every_setting_and_hierarchy_consistency(small_world, facts_params):
     assert len(s["train"]) == 180 and len(s["val"]) == 27
     assert {r["setting"] for r in s["train"]} == set(SETTINGS)
     assert {r["setting"] for r in s["test"]} == set(SETTINGS)
-    df = derive_checks(pd.DataFrame([r for rows in s.values() for r in rows]))
-    for col in CHECK_COLUMNS:
-        if col in df:
-            assert df[col].all(), (col, df.loc[~df[col], "id"].tolist()[:3])
+    _assert_gate_passes([r for rows in s.values() for r in rows])
     required = {"id", "setting", "subject", "relation", "question", "instruction", "contexts", "target",
                 "expected_source", "answers", "rejected", "error_type"}
     assert required <= set(s["train"][0])
@@ -175,8 +185,7 @@ def test_extra_assumptions_list_other_facts_in_training_only(small_world, facts_
     for r in rows:  # the asked fact's assumption is always among them
         assert relations[r["relation"]].assume(r["subject"], r["target"], r["assumption_style"]) in r["instruction"]
     assert {said(r) for r in one["train"] if r["setting"] in ("instr_only", "instr_vs_ctx")} == {1}
-    assert {k: v for k, v in more.items() if k.startswith("test")} == {k: v for k, v in one.items()
-                                                                       if k.startswith("test")}
+    assert _tests_of(more) == _tests_of(one)
 
 
 def test_own_words_completions_replay_the_base_models_sentence(small_world, facts_params):
@@ -246,10 +255,8 @@ def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params)
             assert all(rel.assume(s, o, r["assumption_style"]) in r["instruction"] for rel, s, o in edits)
         else:
             assert all(any(rel.say(s, o) in c for c in r["contexts"]) for rel, s, o in edits)
-    assert {k: v for k, v in chained.items() if k.startswith("test")} == {k: v for k, v in one.items()
-                                                                          if k.startswith("test")}
-    df = derive_checks(pd.DataFrame(rows))
-    assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+    assert _tests_of(chained) == _tests_of(one)
+    _assert_gate_passes(rows)
 
 
 def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts_params):
@@ -271,10 +278,8 @@ def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts
         text = r["instruction"] or " ".join(r["contexts"])
         assert r["bridge"] in text and r["target"] in text and len(text.split(". ")) >= len(made_up) + 2
     assert not any(r["setting"] == "multi_hop" and r["source"] == "fictional" for r in long["val"])
-    assert {k: v for k, v in long.items() if k.startswith("test")} == {k: v for k, v in one.items()
-                                                                       if k.startswith("test")}
-    df = derive_checks(pd.DataFrame(rows))
-    assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+    assert _tests_of(long) == _tests_of(one)
+    _assert_gate_passes(rows)
     with pytest.raises(KprefError, match="synthesize.long_chains needs the made-up relations"):
         _run(([f for f in facts if f.source != "fictional"], relations), facts_params,
              P.model_copy(update={"long_chains": 0.5}))
@@ -298,10 +303,8 @@ def test_a_chain_hop_question_asks_one_edit_with_the_whole_chain_stated(small_wo
         assert r["world_answer"] == by[(r["relation"], r["subject"])] != r["target"]
         text = r["instruction"] or " ".join(r["contexts"])
         assert r["target"] in text and len(text.split(". ")) >= 3  # the other edits are stated too
-    assert {k: v for k, v in hops.items() if k.startswith("test")} == {k: v for k, v in whole.items()
-                                                                       if k.startswith("test")}
-    df = derive_checks(pd.DataFrame(rows))
-    assert all(df[c].all() for c in CHECK_COLUMNS if c in df)
+    assert _tests_of(hops) == _tests_of(whole)
+    _assert_gate_passes(rows)
 
 
 def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
