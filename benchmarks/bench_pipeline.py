@@ -65,7 +65,7 @@ TARGETS = {
 
 
 def verdicts(metrics: dict) -> tuple[list[str], bool]:
-    """One line per split (tuned, base in brackets) against TARGETS; whether every target is met."""
+    """One line per split (the tuned model, with the base's figures beside) against TARGETS; whether every target is met."""
     lines, ok = [], True
     for split, (settings, floor, rob_target, max_drop) in TARGETS.items():
         if "tuned" not in metrics.get(split, {}):
@@ -81,7 +81,7 @@ def verdicts(metrics: dict) -> tuple[list[str], bool]:
                      f"(95% CI {t.get('irrelevant_robustness_base_known_ci95')}; base "
                      f"{b.get('irrelevant_robustness_base_known')}; target >= {rob_target}); closed-book "
                      f"{b['closed_book_accuracy']} -> {t['closed_book_accuracy']}, retention {retention:+.3f} "
-                     f"{d.get('closed_book_retention_ci95')}" + (f" (target >= -{max_drop})" if max_drop else ""))
+                     f"{d.get('closed_book_retention_ci95')}" + (f" (target >= -{max_drop})" if max_drop is not None else ""))
         ok &= not low and rob is not None and rob >= rob_target
         ok &= max_drop is None or retention >= -max_drop - 1e-9
     lines.append("- tuned, every setting: " + "; ".join(

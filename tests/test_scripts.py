@@ -21,12 +21,12 @@ def test_script_imports_public_names_only(path):
             missing = [a.name for a in node.names if not hasattr(module, a.name)
                        and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
             assert not missing, f"{path.name}:{node.lineno}: {node.module} has no {missing}"
+    _load(path)  # top-level imports resolve
+
+
+def _load(path):
+    """The script as a module, as `python path` would run it but for `main()`."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # top-level imports resolve
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,7 +49,7 @@ def test_wise_ft_scales_one_runs_change_and_averages_a_soups(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    wise_ft = _script("wise_ft")
+    wise_ft = _load(ROOT / "benchmarks" / "wise_ft.py")
     base = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([5.0])}
     a = _run_dir(tmp_path, "a", base, {"w": torch.tensor([3.0, 2.0]), "b": torch.tensor([5.0])})
     b = _run_dir(tmp_path, "b", base, {"w": torch.tensor([1.0, 6.0]), "b": torch.tensor([5.0])})
