@@ -1,11 +1,12 @@
 """Seconds per SFT step and tokens/s: TRL's own SFTTrainer, kpref's completion-head trainer (what
-the train stage runs on the CPU), and a bare PyTorch loop over the same batches.
+the train stage runs on the CPU), the same with sdpa attention (what train.attention's eager saves
+on the CPU), and a bare PyTorch loop over the same batches.
 
-    python benchmarks/bench_train_step.py [--steps 16] [--rounds 2]
+    python benchmarks/bench_train_step.py [--steps 16] [--rounds 2] [--lora-dropout 0.05]
 
 All train the real base model (models/base) on the first examples of data/train.jsonl with
 the pipeline's own SFT and LoRA settings (params.yaml `train`, cut to --steps), alternating
-(TRL, kpref, bare, TRL, ...) so that drift in the machine's speed falls on each. The bare loop
+(TRL, kpref, sdpa, bare, TRL, ...) so that drift in the machine's speed falls on each. The bare loop
 takes the kpref trainer's own batches and LoRA model and does only forward (the completion
 head), backward, gradient clipping, AdamW and the cosine schedule: what the Trainer machinery
 costs is the difference (target: kpref at least 0.9x the bare loop's tokens/s). Prints s/step,
@@ -39,7 +40,7 @@ def bare_loop(trainer, p, device, steps: int) -> tuple[float, float, int]:
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from tasks.train import completion_logits
+    from tasks.trainer import completion_logits
 
     model = trainer.model
     model.train()
@@ -69,7 +70,7 @@ def step_flops(trainer, device, steps: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tasks.train import completion_logits
+    from tasks.trainer import completion_logits
 
     model = trainer.model
     model.train()
@@ -98,26 +99,29 @@ def matmul_rate(dtype_name: str, n: int = 2048, seconds: float = 3.0) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
-def run(kind: str, steps: int) -> tuple[float, float, int]:
-    import torch
+def run(kind: str, steps: int, lora_dropout: float | None = None) -> tuple[float, float, int]:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import set_seed
     from trl import SFTTrainer
 
     from tasks.modeling import load_tokenizer, pick_device
     from tasks.params import load_params
     from tasks.prompt import conversation
     from tasks.schema import BASE_DIR, read_jsonl
-    from tasks.train import completion_head_trainer, lora_config, sft_config
+    from tasks.train import lora_config, sft_config
+    from tasks.trainer import completion_head_trainer, load_trainable
 
     params = load_params(ROOT / "params.yaml")
     p = params.train.model_copy(update={"max_steps": steps, "logging_steps": steps})
+    if lora_dropout is not None:
+        p = p.model_copy(update={"lora": p.lora.model_copy(update={"dropout": lora_dropout})})
     device = pick_device("cpu", p.precision)
     rows = [conversation(r) for r in read_jsonl(ROOT / "data" / "train.jsonl")[: steps * p.batch_size]]
     base = ROOT / BASE_DIR
     tok = load_tokenizer(base)
     set_seed(params.base.seed)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
+    # the kernel train.attention picks (eager on the CPU), except the run that measures what it saves
+    model = load_trainable(base, "sdpa" if kind == "sdpa" else p.attention, device)
     cls = SFTTrainer if kind == "trl" else completion_head_trainer()
     with tempfile.TemporaryDirectory() as scratch:
         # the pipeline's own SFT and LoRA settings (train.*), cut to `steps`
@@ -137,18 +141,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--lora-dropout", type=float, default=None,
+                    help="train.lora.dropout for every run in place of params.yaml's (what a dropout mask costs)")
     args = ap.parse_args()
-    times: dict[str, list[float]] = {"trl": [], "kpref": [], "bare": []}
+    times: dict[str, list[float]] = {"trl": [], "kpref": [], "sdpa": [], "bare": []}
     for r in range(args.rounds):
         for kind in times:
-            s, loss, tokens = run(kind, args.steps)
+            s, loss, tokens = run(kind, args.steps, args.lora_dropout)
             times[kind].append(s)
             print(f"round {r + 1} {kind:5s}: {s:.3f} s/step, {tokens / (s * args.steps):.0f} tokens/s over "
                   f"{args.steps} steps, loss {loss:.4f}", flush=True)
-    trl, ours, bare = (statistics.median(times[k]) for k in ("trl", "kpref", "bare"))
-    print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}, bare loop {bare:.3f}; kpref is {trl / ours:.2f}x TRL's "
-          f"speed and {bare / ours:.2f}x the bare loop's tokens/s (same batches; target >= 0.9x)")
-    _, flops, _ = run("flops", args.steps)
+    trl, ours, sdpa, bare = (statistics.median(times[k]) for k in ("trl", "kpref", "sdpa", "bare"))
+    print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}, kpref with sdpa attention {sdpa:.3f}, bare loop "
+          f"{bare:.3f}; kpref is {trl / ours:.2f}x TRL's speed, {sdpa / ours:.2f}x its own with sdpa, and "
+          f"{bare / ours:.2f}x the bare loop's tokens/s (same batches; target >= 0.9x)")
+    _, flops, _ = run("flops", args.steps, args.lora_dropout)
     achieved = flops / (ours * args.steps)
     rates = {name: matmul_rate(name) for name in ("float32", "bfloat16")}
     print(f"kpref achieves {achieved / 1e9:.1f} GFLOP/s ({flops / args.steps / 1e12:.3f} TFLOP a step, counted): "

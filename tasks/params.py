@@ -156,6 +156,9 @@ class TrainParams(Section):
     accelerate_config: str | None = Field(description="An accelerate config file (e.g. DeepSpeed ZeRO-2), relative "
                                                       "to the project root: the stage runs under `accelerate launch`.")
     precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
+    attention: Literal["auto", "eager", "sdpa"] = Field(
+        description="Attention kernel in training: auto is eager on the CPU (torch's CPU flash-attention backward "
+                    "made steps 1.35x slower) and sdpa elsewhere. The same function; rounding differs.")
 
 
 class BenchmarkFile(Section):

@@ -38,6 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
+from tasks.trainer import load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -100,68 +101,6 @@ def _live(live_dir: str | Path):
         raise KprefError(
             f"train: dvclive cannot read this git repository ({e}); commit once (`git commit`) before training"
         ) from None
-
-
-def completion_logits(model, inputs: dict, autocast) -> tuple:
-    """Logits of the positions that predict a completion token, and those tokens.
-
-    Only these positions go through the LM head. SmolLM2's head (49k x 576) is a quarter of a
-    training step's FLOPs, and a completion is a sixth of an example's tokens; TRL's fused head
-    keeps to them only on Triton devices, and on the CPU scores every position in fp32.
-    """
-    labels = inputs["labels"][:, 1:]
-    mask = labels != -100
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    backbone_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    with autocast():
-        hidden = base.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1][mask]
-        logits = base.get_output_embeddings()(hidden)
-    return logits.float(), labels[mask]
-
-
-# config fields by which some models scale or cap their logits after the head (Gemma 2, Granite,
-# Cohere, ...): TRL's head applies them, completion_logits does not
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
-                     "logits_scaling")
-
-
-def plain_lm_head(config) -> bool:
-    """Whether the model's logits are its head's output as is (true of Llama, SmolLM2, Qwen, Mistral)."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return all(getattr(text, name, None) is None for name in _LOGIT_TRANSFORMS)
-
-
-def completion_head_trainer():
-    """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
-    1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md)."""
-    import torch
-    from trl import SFTTrainer
-
-    class CompletionHeadSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if return_outputs:  # callers that want the full logits get TRL's own path
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            logits, target = completion_logits(model, inputs, self.accelerator.autocast)
-            logp = torch.log_softmax(logits, -1)
-            nll = -logp.gather(-1, target[:, None]).sum()
-            n = target.numel() if num_items_in_batch is None else num_items_in_batch
-            with torch.no_grad():  # the curves TRL logs for SFT
-                valid = max(target.numel(), 1)
-                metrics = self._metrics["train" if model.training else "eval"]
-                metrics["entropy"].append(-(logp.exp() * logp).sum().item() / valid)
-                metrics["mean_token_accuracy"].append((logp.argmax(-1) == target).sum().item() / valid)
-            return nll / torch.as_tensor(n).clamp(min=1)
-
-    return CompletionHeadSFTTrainer
-
-
-def sft_trainer_class(device, config):
-    """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
-    one process (it calls the backbone directly, past DistributedDataParallel's gradient sync)."""
-    from trl import SFTTrainer
-
-    ours = device.name != "cuda" and plain_lm_head(config) and world_size() == 1
-    return completion_head_trainer() if ours else SFTTrainer
 
 
 def lora_config(model, p: TrainParams):
@@ -257,7 +196,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
     written only once all training has succeeded. With `checkpoint_dir` and `p.checkpoint_steps`, each phase saves a checkpoint every
     that many steps and resumes from the newest one a killed run of the same inputs left."""
     import torch
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import set_seed
 
     base_dir = check_checkpoint_dir(base_dir)
     data = read_splits(data_dir, ("train", "val"))
@@ -265,8 +204,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
     device = pick_device(p.device, p.precision)
     set_seed(seed)
     tok = load_tokenizer(base_dir)
-    # fp32 master weights everywhere; on CUDA bf16 autocast does the speed-up.
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+    model = load_trainable(base_dir, p.attention, device)
     lora = lora_config(model, p)
     hashes = {s: file_md5(Path(data_dir) / f"{s}.jsonl") for s in data}
     ckpt = _checkpoints(p, seed, hashes, base_dir, checkpoint_dir)

@@ -39,7 +39,7 @@ def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path)
 
     from tasks.prompt import conversation
     from tasks.schema import read_jsonl
-    from tasks.train import completion_head_trainer
+    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
@@ -64,10 +64,50 @@ def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(trained, tiny_model_dir, tmp_path):
+    """train.attention auto picks eager on the CPU for speed; on padded batches it must train the
+    same function as sdpa, to rounding."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+    from trl import SFTConfig
+
+    from tasks.modeling import Device
+    from tasks.prompt import conversation
+    from tasks.schema import read_jsonl
+    from tasks.trainer import attention_kernel, completion_head_trainer, load_trainable
+
+    cpu, cuda = Device("cpu", torch.float32), Device("cuda", torch.bfloat16)
+    assert load_trainable(tiny_model_dir, "auto", cpu).config._attn_implementation == "eager"
+    assert load_trainable(tiny_model_dir, "sdpa", cpu).config._attn_implementation == "sdpa"
+    assert attention_kernel("auto", cuda) is None and attention_kernel("eager", cuda) == "eager"
+
+    root, _ = trained
+    ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    losses, grads = [], []
+    for kernel in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        trainer = completion_head_trainer()(model=load_trainable(tiny_model_dir, kernel, cpu), args=args,
+                                            train_dataset=ds, processing_class=tok, peft_config=lora)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert (batch["attention_mask"] == 0).any()  # padded rows: the mask is part of what must agree
+        trainer.model.train()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
 def test_completion_head_only_for_plain_heads(tiny_model_dir):
     from transformers import AutoConfig
 
-    from tasks.train import plain_lm_head
+    from tasks.trainer import plain_lm_head
 
     config = AutoConfig.from_pretrained(tiny_model_dir)
     assert plain_lm_head(config)
