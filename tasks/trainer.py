@@ -73,7 +73,7 @@ def sft_trainer_class(device, config):
 def attention_kernel(choice: str, device: Device) -> str | None:
     """train.attention as transformers takes it; None leaves the choice to transformers (sdpa where the
     model has it). On the CPU, torch's flash-attention backward took 12 ms a layer on the default's
-    batches, and with it a step 1.35x as long as eager attention's (benchmarks/bench_train_step.py)."""
+    batches, and with it a step 1.32x as long as eager attention's (benchmarks/bench_train_step.py)."""
     if choice != "auto":
         return choice
     return "eager" if device.name == "cpu" else None
