@@ -158,7 +158,8 @@ class TrainParams(Section):
     precision: Precision = Field(description=_PRECISION + "; weights stay fp32, bf16 is autocast.")
     attention: Literal["auto", "eager", "sdpa"] = Field(
         description="Attention kernel in training: auto is eager on the CPU (torch's CPU flash-attention backward "
-                    "made steps 1.32x as long) and sdpa elsewhere. The same function; rounding differs.")
+                    "made steps 1.32x as long) and transformers' own choice elsewhere (sdpa where the model has it). "
+                    "The same function; rounding differs.")
 
 
 class BenchmarkFile(Section):

@@ -29,37 +29,52 @@ def test_sft_writes_adapter_merged_model_and_curves(trained):
     assert "| train_loss |" in card and "| eval_loss |" in card and "learning_rate:" in card
 
 
-def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path):
-    """The CPU trainer projects only completion positions; its loss, gradient and curves must be TRL's."""
+def _first_step(trainer_cls, load_model, trained, tiny_model_dir, tmp_path):
+    """One fp32 forward and backward of `trainer_cls` on the first batch of six training examples,
+    a fresh LoRA seeded alike: (trainer, batch, loss, the LoRA gradient flattened)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from transformers import AutoTokenizer
+    from trl import SFTConfig
 
     from tasks.prompt import conversation
     from tasks.schema import read_jsonl
-    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     # fp32: outside train() TRL's forward is not yet under the trainer's autocast, ours always is
     args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    torch.manual_seed(0)
+    model = load_model()
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grad = torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+    return trainer, batch, loss.item(), grad
+
+
+def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path):
+    """The CPU trainer projects only completion positions; its loss, gradient and curves must be TRL's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from tasks.trainer import completion_head_trainer
+
     losses, grads = [], []
     for cls in (SFTTrainer, completion_head_trainer()):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-        lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-        trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora)
-        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        trainer, batch, loss, grad = _first_step(
+            cls, lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+            trained, tiny_model_dir, tmp_path)
         assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompt masked, completion not
-        trainer.model.train()
-        loss = trainer.compute_loss(trainer.model, batch)
-        loss.backward()
-        losses.append(loss.item())
-        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
         assert trainer._metrics["train"]["mean_token_accuracy"]
+        losses.append(loss)
+        grads.append(grad)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
@@ -68,14 +83,8 @@ def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(tr
     """train.attention auto picks eager on the CPU for speed; on padded batches it must train the
     same function as sdpa, to rounding."""
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoTokenizer
-    from trl import SFTConfig
 
     from tasks.modeling import Device
-    from tasks.prompt import conversation
-    from tasks.schema import read_jsonl
     from tasks.trainer import attention_kernel, completion_head_trainer, load_trainable
 
     cpu, cuda = Device("cpu", torch.float32), Device("cuda", torch.bfloat16)
@@ -83,23 +92,14 @@ def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(tr
     assert load_trainable(tiny_model_dir, "sdpa", cpu).config._attn_implementation == "sdpa"
     assert attention_kernel("auto", cuda) is None and attention_kernel("eager", cuda) == "eager"
 
-    root, _ = trained
-    ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
     losses, grads = [], []
     for kernel in ("eager", "sdpa"):
-        torch.manual_seed(0)
-        lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-        trainer = completion_head_trainer()(model=load_trainable(tiny_model_dir, kernel, cpu), args=args,
-                                            train_dataset=ds, processing_class=tok, peft_config=lora)
-        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        _, batch, loss, grad = _first_step(completion_head_trainer(),
+                                           lambda k=kernel: load_trainable(tiny_model_dir, k, cpu),
+                                           trained, tiny_model_dir, tmp_path)
         assert (batch["attention_mask"] == 0).any()  # padded rows: the mask is part of what must agree
-        trainer.model.train()
-        loss = trainer.compute_loss(trainer.model, batch)
-        loss.backward()
-        losses.append(loss.item())
-        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+        losses.append(loss)
+        grads.append(grad)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
