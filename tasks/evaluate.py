@@ -1,11 +1,12 @@
 """Stage evaluate: how well a model obeys the hierarchy, on synthesized, benchmark or user conflict sets.
 
-    params: evaluate        reads: models/base, models/tuned, data/test*.jsonl, inputs/benchmarks/
+    params: evaluate        reads: models/tuned, reports/base_predictions/, data/test*.jsonl, inputs/benchmarks/
                             writes: reports/metrics.json, reports/predictions/, reports/plots/adherence.csv
 
-`tasks/predict.py` answers every item one way and `summarize` scores it: the DVC stage does
-both for base and tuned models on every test split and every benchmark params.yaml lists
-(tasks/benchmarks.py turns each into the same items), in shards (tasks/shards.py);
+`tasks/predict.py` answers every item one way and `summarize` scores it: the DVC stage has the
+tuned model answer every test split and every benchmark params.yaml lists (tasks/benchmarks.py
+turns each into the same items), in shards (tasks/shards.py), and scores those answers beside
+the base model's, which the evaluate_base stage wrote (tasks/answers.py);
 `evaluate_items` does both for `kpref evaluate` on a user's JSONL file or one benchmark file.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tasks.answers import evaluation_sets, predict_sets, read_answers
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.benchmarks import read_benchmarks
 from tasks.metrics import (
@@ -28,26 +30,24 @@ from tasks.params import EvaluateParams, Params
 from tasks.predict import predict
 from tasks.schema import (
     ADHERENCE_CSV,
-    BASE_DIR,
+    BASE_PREDICTIONS,
     DATA_DIR,
     METRICS,
     NOT_MODELS,
     PREDICTIONS,
     SOURCES,
-    TEST_SPLITS,
     TUNED_DIR,
     EvalItem,
-    read_splits,
 )
-from tasks.shards import predict_sharded
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path) -> None:
     benchmarks, skipped = read_benchmarks(p.evaluate.benchmarks, root)
-    metrics = evaluate_stage(root / DATA_DIR, {"base": root / BASE_DIR, "tuned": root / TUNED_DIR}, p.evaluate,
-                             root / METRICS, root / PREDICTIONS, root / ADHERENCE_CSV, benchmarks, skipped)
+    base = read_answers(root / BASE_PREDICTIONS, "base", evaluation_sets(root / DATA_DIR, benchmarks))
+    metrics = evaluate_stage(root / DATA_DIR, {"tuned": root / TUNED_DIR}, p.evaluate, root / METRICS,
+                             root / PREDICTIONS, root / ADHERENCE_CSV, benchmarks, skipped, answered={"base": base})
     log.info("tuned adherence: %s", {name: m.get("tuned", {}).get("adherence") for name, m in metrics.items()})
 
 
@@ -134,24 +134,22 @@ def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size:
 
 def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: EvaluateParams, metrics_path: str | Path,
                    predictions_dir: str | Path, adherence_csv: str | Path,
-                   benchmarks: dict[str, list[EvalItem]] | None = None, skipped: dict[str, str] | None = None) -> dict:
+                   benchmarks: dict[str, list[EvalItem]] | None = None, skipped: dict[str, str] | None = None,
+                   answered: dict[str, dict[str, list[dict]]] | None = None) -> dict:
     """Every model on every test split and benchmark: metrics[name][model], plus tuned - base
-    deltas; a skipped benchmark is metrics[name]["skipped"], its reason. A model answers all
-    sets in one pass, in `evaluate.runner.shards` shards on `evaluate.runner`'s engine."""
-    splits = {split: [EvalItem.from_example(r) for r in rows] for split, rows in read_splits(data_dir, TEST_SPLITS).items()}
-    splits.update(benchmarks or {})
-    everything = [it for items in splits.values() for it in items]
+    deltas; a skipped benchmark is metrics[name]["skipped"], its reason. A model of `models`
+    answers all sets in one pass, in `evaluate.runner.shards` shards on `evaluate.runner`'s
+    engine; one of `answered` ({model: {set: rows}}) has answered them already (evaluate_base)."""
+    splits = evaluation_sets(data_dir, benchmarks)
     metrics: dict = {split: {} for split in splits}
     preds: dict[tuple[str, str], list[dict]] = {}
-    for name, path in models.items():
-        rows = iter(predict_sharded(path, everything, p.precision, p.batch_size, p.max_new_tokens, p.runner,
-                                    desc=name))
-        for split, items in splits.items():
-            if not items:
-                continue
-            preds[split, name] = [next(rows) for _ in items]
-            metrics[split][name] = summarize(items, preds[split, name])
-            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", preds[split, name])
+    answers = dict(answered or {})
+    answers.update((name, predict_sets(path, splits, p, desc=name)) for name, path in models.items())
+    for name, by_set in answers.items():
+        for split, rows in by_set.items():
+            preds[split, name] = rows
+            metrics[split][name] = summarize(splits[split], rows)
+            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", rows)
     for split, m in metrics.items():
         if "base" in m and "tuned" in m:
             base, tuned = preds[split, "base"], preds[split, "tuned"]

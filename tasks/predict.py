@@ -1,7 +1,7 @@
 """A model's answers to evaluation items, each row with what the metrics need: match, source
 followed, confidence gain and, beside an irrelevant passage, the closed-book answer.
 
-`predict` is the one way an item is answered: the evaluate stage (in shards, tasks/shards.py),
+`predict` is the one way an item is answered: the evaluate stages (in shards, tasks/shards.py),
 `kpref evaluate` and the benchmark scripts all call it. `explain_answer` is `kpref answer --explain`.
 """
 from __future__ import annotations

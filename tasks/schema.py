@@ -85,6 +85,7 @@ DATA_DOCS = "reports/data_docs"
 TRAIN_LIVE = "reports/train"
 METRICS = "reports/metrics.json"
 PREDICTIONS = "reports/predictions"
+BASE_PREDICTIONS = "reports/base_predictions"  # the evaluate_base stage's: the base model's answers
 ADHERENCE_CSV = "reports/plots/adherence.csv"
 REPORTS = "reports"
 FIGURES = "reports/figures"

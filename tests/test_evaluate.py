@@ -25,6 +25,33 @@ def test_evaluate_stage_metrics(trained, tiny_model_dir):
     assert (root / "reports/adherence.csv").read_text().startswith("split,setting,model,adherence\n")
 
 
+def test_the_base_answers_evaluate_base_kept_score_as_if_answered_in_the_evaluate_stage(trained, tiny_model_dir,
+                                                                                         tmp_path):
+    from tasks.answers import evaluation_sets, predict_sets, read_answers, write_answers
+    from tasks.schema import KprefError
+
+    root, _ = trained
+    p = shipped({"evaluate": {"batch_size": 8, "max_new_tokens": 4}}).evaluate
+    sets = evaluation_sets(root / "data")
+    write_answers(tmp_path / "base_predictions", "base", predict_sets(tiny_model_dir, sets, p, "base"))
+    kept = read_answers(tmp_path / "base_predictions", "base", sets)
+
+    def evaluate(out, models, answered=None):
+        return evaluate_stage(root / "data", models, p, out / "metrics.json", out / "predictions", out / "adherence.csv",
+                              answered=answered)
+
+    at_once = evaluate(tmp_path / "a", {"base": tiny_model_dir, "tuned": root / "tuned"})
+    split = evaluate(tmp_path / "b", {"tuned": root / "tuned"}, answered={"base": kept})
+    assert split == at_once and list(split["test"]) == ["base", "tuned", "delta"]
+    for name in ("base_test.jsonl", "tuned_test_ood_domain.jsonl"):
+        assert (tmp_path / "b/predictions" / name).read_bytes() == (tmp_path / "a/predictions" / name).read_bytes()
+    # answers to other questions than the data asks now (it changed since), or none: stop, naming the file
+    with pytest.raises(KprefError, match="base_test.jsonl: answers other questions"):
+        read_answers(tmp_path / "base_predictions", "base", {**sets, "test": sets["test"][1:]})
+    with pytest.raises(KprefError, match="base_test.jsonl: not found"):
+        read_answers(tmp_path / "elsewhere", "base", sets)
+
+
 def _row(i, setting, correct, **extra):
     return {"id": f"q{i}", "setting": setting, "correct": correct, **extra}
 

@@ -45,8 +45,9 @@ def test_dvc_repro_builds_every_artifact(repo):
 
 
 @pytest.mark.parametrize("module, stale", [
-    ("tasks/metrics.py", {"facts", "probe", "synthesize", "validate", "evaluate", "report"}),
-    ("tasks/schema.py", {"base_model", "facts", "probe", "synthesize", "validate", "train", "evaluate", "report"}),
+    ("tasks/metrics.py", {"facts", "probe", "synthesize", "validate", "evaluate_base", "evaluate", "report"}),
+    ("tasks/schema.py", {"base_model", "facts", "probe", "synthesize", "validate", "train", "evaluate_base", "evaluate",
+                          "report"}),
 ])
 def test_editing_a_module_marks_every_stage_that_imports_it_stale(repo, module, stale):
     import json as _json
@@ -68,7 +69,7 @@ def test_a_benchmark_file_dropped_into_inputs_reruns_only_the_evaluation(repo):
     path = write_ifqa(repo / "inputs" / "benchmarks" / "ifqa.json")
     try:
         changed = json.loads(_sh(["dvc", "status", "--json"], repo).stdout)
-        assert {name.split(":")[-1] for name in changed} == {"evaluate"}
+        assert {name.split(":")[-1] for name in changed} == {"evaluate_base", "evaluate"}
     finally:
         path.unlink()
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
@@ -79,7 +80,7 @@ def test_prefect_flow_defers_to_dvc(repo, prefect_harness):
 
     lock_before = (repo / "dvc.lock").read_text()
     summary = kpref_pipeline(root=str(repo))
-    assert [s["ran"] for s in summary["stages"]] == [False] * 8
+    assert [s["ran"] for s in summary["stages"]] == [False] * 9
     assert (repo / "dvc.lock").read_text() == lock_before
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -87,8 +88,8 @@ def test_prefect_flow_defers_to_dvc(repo, prefect_harness):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     summary = kpref_pipeline(root=str(repo))
     ran = {s["stage"] for s in summary["stages"] if s["ran"]}
-    # evaluate must rerun; report only if evaluate's outputs changed (DVC compares hashes)
-    assert "evaluate" in ran and ran <= {"evaluate", "report"}
+    # both halves of the evaluation must rerun; report only if evaluate's outputs changed (DVC compares hashes)
+    assert {"evaluate_base", "evaluate"} <= ran <= {"evaluate_base", "evaluate", "report"}
     assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
 
 
@@ -99,7 +100,17 @@ def test_kpref_run_cli_reports_up_to_date(repo, prefect_harness):
 
     r = CliRunner().invoke(app, ["run", "--root", str(repo)])
     assert r.exit_code == 0, r.output
-    assert r.output.count("up to date") == 8
+    assert r.output.count("up to date") == 9
+
+
+def test_a_recipe_change_reruns_the_tuned_models_half_of_the_evaluation_only(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["learning_rate"] *= 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _sh(["dvc", "repro"], repo).stdout
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert "Running stage 'evaluate_base'" not in out and "Stage 'evaluate_base' didn't change" in out
+    assert "Data and pipelines are up to date" in _sh(["dvc", "status"], repo).stdout
 
 
 def test_bad_params_stop_dvc_before_work(repo):

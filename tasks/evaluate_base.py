@@ -1,0 +1,28 @@
+"""Stage evaluate_base: the base model's answers to every test split and listed benchmark.
+
+    params: evaluate        reads: models/base, data/test*.jsonl, inputs/benchmarks/
+                            writes: reports/base_predictions/
+
+A stage of its own because those answers change only with the base model, the test data and the
+evaluate params: a recipe experiment (a train param) reruns only the tuned model's half of the
+evaluation (the `evaluate` stage), which scores both (tasks/answers.py).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tasks.answers import evaluation_sets, predict_sets, write_answers
+from tasks.benchmarks import read_benchmarks
+from tasks.params import Params
+from tasks.schema import BASE_DIR, BASE_PREDICTIONS, DATA_DIR
+
+log = logging.getLogger(__name__)
+
+
+def run(p: Params, root: Path) -> None:
+    benchmarks, _ = read_benchmarks(p.evaluate.benchmarks, root)  # the evaluate stage reports the skipped
+    sets = evaluation_sets(root / DATA_DIR, benchmarks)
+    preds = predict_sets(root / BASE_DIR, sets, p.evaluate, "base")
+    write_answers(root / BASE_PREDICTIONS, "base", preds)
+    log.info("base answers: %s", {name: len(rows) for name, rows in preds.items()})
