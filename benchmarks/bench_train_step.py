@@ -1,12 +1,14 @@
 """Seconds per SFT step and tokens/s: TRL's own SFTTrainer, kpref's completion-head trainer (what
-the train stage runs on the CPU), the same with sdpa attention (what train.attention's eager saves
-on the CPU), and a bare PyTorch loop over the same batches.
+the train stage runs on the CPU, the adapted layers' frozen weights held in bf16 under bf16 autocast),
+the same with sdpa attention (what train.attention's eager saves on the CPU), the same with the frozen
+weights held in fp32 and cast at every forward (what holding them in bf16 saves), and a bare PyTorch
+loop over the same batches.
 
-    python benchmarks/bench_train_step.py [--steps 16] [--rounds 2] [--lora-dropout 0.05]
+    python benchmarks/bench_train_step.py [--steps 16] [--rounds 2] [--lora-dropout 0.05] [--kinds kpref fp32]
 
 All train the real base model (models/base) on the first examples of data/train.jsonl with
 the pipeline's own SFT and LoRA settings (params.yaml `train`, cut to --steps), alternating
-(TRL, kpref, sdpa, bare, TRL, ...) so that drift in the machine's speed falls on each. The bare loop
+(TRL, kpref, sdpa, fp32, bare, TRL, ...) so that drift in the machine's speed falls on each. The bare loop
 takes the kpref trainer's own batches and LoRA model and does only forward (the completion
 head), backward, gradient clipping, AdamW and the cosine schedule: what the Trainer machinery
 costs is the difference (target: kpref at least 0.9x the bare loop's tokens/s). Prints s/step,
@@ -30,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("trl", "kpref", "sdpa", "fp32", "bare")
+LABELS = {"trl": "TRL", "kpref": "kpref", "sdpa": "kpref with sdpa attention",
+          "fp32": "kpref with the frozen weights in fp32", "bare": "bare loop"}
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
@@ -100,6 +105,8 @@ def matmul_rate(dtype_name: str, n: int = 2048, seconds: float = 3.0) -> float:
 
 
 def run(kind: str, steps: int, lora_dropout: float | None = None) -> tuple[float, float, int]:
+    from contextlib import nullcontext
+
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTTrainer
@@ -109,7 +116,7 @@ def run(kind: str, steps: int, lora_dropout: float | None = None) -> tuple[float
     from tasks.prompt import conversation
     from tasks.schema import BASE_DIR, read_jsonl
     from tasks.train import lora_config, sft_config
-    from tasks.trainer import completion_head_trainer, load_trainable
+    from tasks.trainer import completion_head_trainer, frozen_weights_in, load_trainable
 
     params = load_params(ROOT / "params.yaml")
     p = params.train.model_copy(update={"max_steps": steps, "logging_steps": steps})
@@ -128,12 +135,15 @@ def run(kind: str, steps: int, lora_dropout: float | None = None) -> tuple[float
         trainer = cls(model=model, args=sft_config(p, scratch, device, params.base.seed, evaluate=False),
                       train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora_config(model, p))
         tokens = sum(int(b["attention_mask"].sum()) for _, b in zip(range(steps), trainer.get_train_dataloader()))
-        if kind == "bare":
-            return bare_loop(trainer, p, device, steps)
-        if kind == "flops":
-            return 0.0, step_flops(trainer, device, steps), tokens
-        t = time.perf_counter()
-        result = trainer.train()
+        # as the train stage holds them, but for TRL's own trainer and the run that measures what it saves
+        hold = nullcontext() if kind in ("trl", "fp32") else frozen_weights_in(trainer.model, device)
+        with hold:
+            if kind == "bare":
+                return bare_loop(trainer, p, device, steps)
+            if kind == "flops":
+                return 0.0, step_flops(trainer, device, steps), tokens
+            t = time.perf_counter()
+            result = trainer.train()
         return (time.perf_counter() - t) / result.global_step, result.training_loss, tokens
 
 
@@ -143,18 +153,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--lora-dropout", type=float, default=None,
                     help="train.lora.dropout for every run in place of params.yaml's (what a dropout mask costs)")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                    help="the runs to time (all by default); the FLOP/s line needs kpref")
     args = ap.parse_args()
-    times: dict[str, list[float]] = {"trl": [], "kpref": [], "sdpa": [], "bare": []}
+    times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
     for r in range(args.rounds):
         for kind in times:
             s, loss, tokens = run(kind, args.steps, args.lora_dropout)
             times[kind].append(s)
             print(f"round {r + 1} {kind:5s}: {s:.3f} s/step, {tokens / (s * args.steps):.0f} tokens/s over "
                   f"{args.steps} steps, loss {loss:.4f}", flush=True)
-    trl, ours, sdpa, bare = (statistics.median(times[k]) for k in ("trl", "kpref", "sdpa", "bare"))
-    print(f"median s/step: TRL {trl:.3f}, kpref {ours:.3f}, kpref with sdpa attention {sdpa:.3f}, bare loop "
-          f"{bare:.3f}; kpref is {trl / ours:.2f}x TRL's speed, {sdpa / ours:.2f}x its own with sdpa, and "
-          f"{bare / ours:.2f}x the bare loop's tokens/s (same batches; target >= 0.9x)")
+    med = {kind: statistics.median(t) for kind, t in times.items()}
+    print("median s/step: " + ", ".join(f"{LABELS[k]} {s:.3f}" for k, s in med.items()), flush=True)
+    if "kpref" not in med:
+        return
+    ours = med["kpref"]
+    ratios = {"trl": "TRL's speed", "sdpa": "its own with sdpa", "fp32": "its own with the frozen weights in fp32",
+              "bare": "the bare loop's tokens/s (same batches; target >= 0.9x)"}
+    print("kpref is " + ", ".join(f"{med[k] / ours:.2f}x {what}" for k, what in ratios.items() if k in med))
     _, flops, _ = run("flops", args.steps, args.lora_dropout)
     achieved = flops / (ours * args.steps)
     rates = {name: matmul_rate(name) for name in ("float32", "bfloat16")}

@@ -38,7 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import load_trainable, sft_trainer_class
+from tasks.trainer import frozen_weights_in, load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,8 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )
-    result, resumed = _fit(trainer, ckpt, "sft")
+    with frozen_weights_in(trainer.model, device):
+        result, resumed = _fit(trainer, ckpt, "sft")
     if live:
         live.end()
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
@@ -301,7 +302,8 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
     live = _live(live_dir) if is_main() else None
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
                          processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [])
-    result, resumed = _fit(trainer, ckpt, "dpo")
+    with frozen_weights_in(trainer.model, device):
+        result, resumed = _fit(trainer, ckpt, "dpo")
     if live:
         live.end()
     return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step,

@@ -104,6 +104,47 @@ def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(tr
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits(trained, tiny_model_dir, tmp_path,
+                                                                                  monkeypatch, method):
+    """On a bf16 CPU the adapted layers' frozen weights are held in bf16 while training (autocast
+    would cast them at every forward): the adapter and the merged model, which takes the fp32
+    weights back, are bit for bit those of fp32-held weights."""
+    from contextlib import contextmanager
+
+    import torch
+    from safetensors.torch import load_file
+
+    import tasks.train
+    from tasks.trainer import frozen_weights_in
+
+    p = TINY_TRAIN.train.model_copy(update={"precision": "bf16", "method": method})
+    root, _ = trained
+    held = []
+
+    @contextmanager
+    def counted(model, device):
+        with frozen_weights_in(model, device) as n:
+            held.append(n)
+            yield n
+
+    @contextmanager
+    def as_loaded(model, device):
+        yield 0
+
+    runs = {}
+    for name, hold in (("bf16", counted), ("fp32", as_loaded)):
+        monkeypatch.setattr(tasks.train, "frozen_weights_in", hold)
+        train(p, 0, tiny_model_dir, root / "data", tmp_path / name / "adapter", tmp_path / name / "tuned",
+              tmp_path / name / "live")
+        runs[name] = [load_file(tmp_path / name / f) for f in ("adapter/adapter_model.safetensors",
+                                                               "tuned/model.safetensors")]
+    assert held == [7], "top_layers=1: the last layer's seven linear layers, held in bf16"
+    for ours, theirs in zip(runs["bf16"], runs["fp32"]):
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values()), "the merge takes the fp32 weights back"
+
+
 def test_completion_head_only_for_plain_heads(tiny_model_dir):
     from transformers import AutoConfig
 
