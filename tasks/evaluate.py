@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tasks.answers import evaluation_sets, predict_sets, read_answers
+from tasks.answers import answers_file, evaluation_sets, predict_sets, read_answers
 from tasks.atomic import write_json, write_jsonl, write_text
 from tasks.benchmarks import read_benchmarks
 from tasks.metrics import (
@@ -142,17 +142,15 @@ def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: Evalu
     engine; one of `answered` ({model: {set: rows}}) has answered them already (evaluate_base)."""
     splits = evaluation_sets(data_dir, benchmarks)
     metrics: dict = {split: {} for split in splits}
-    preds: dict[tuple[str, str], list[dict]] = {}
     answers = dict(answered or {})
     answers.update((name, predict_sets(path, splits, p, desc=name)) for name, path in models.items())
     for name, by_set in answers.items():
         for split, rows in by_set.items():
-            preds[split, name] = rows
             metrics[split][name] = summarize(splits[split], rows)
-            write_jsonl(Path(predictions_dir) / f"{name}_{split}.jsonl", rows)
+            write_jsonl(answers_file(predictions_dir, name, split), rows)
     for split, m in metrics.items():
         if "base" in m and "tuned" in m:
-            base, tuned = preds[split, "base"], preds[split, "tuned"]
+            base, tuned = answers["base"][split], answers["tuned"][split]
             m["delta"] = paired_deltas(base, tuned)
             for name, rows in (("base", base), ("tuned", tuned)):
                 m[name].update(robustness_on_base_known(base, rows))
