@@ -70,6 +70,10 @@ class SynthesizeParams(Section):
     unknown_belief: Literal["abstain", "skip", "world"] = Field(
         description="With parametric_target 'model', a fact the base model gave no clean answer to: 'I don't "
                     "know.', left out of the parametric settings, or the world's answer.")
+    wrong_belief: Literal["keep", "skip"] = Field(
+        description="With parametric_target 'model', a fact the base model answers wrong closed-book: trained on "
+                    "its own answer (keep), or left out of the parametric settings (skip: memory is trained only "
+                    "where it is right). Made-up facts, which nobody remembers right, are never left out for it.")
     typed_beliefs: bool = Field(
         description="With parametric_target 'model', a belief counts only when it names an object of the "
                     "relation's type; a made-up one counts as no answer.")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tasks.atomic import write_jsonl
 from tasks.chains import check_chain_relations
-from tasks.metrics import first_sentence, overlaps
+from tasks.metrics import first_sentence, matches, overlaps
 from tasks.params import Params, SynthesizeParams
 from tasks.params_facts import FactsParams, SplitParams
 from tasks.prompt import prompt_key
@@ -190,6 +190,15 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
         if not cands:
             raise KprefError(f"synthesize: no {split} fact has a closed-book answer from the probe for "
                              "synthesize.parametric_target 'model'; check data/probe.jsonl or use 'world'")
+    if (SETTINGS[setting].source == "parametric" and split in ("train", "val") and p.parametric_target == "model"
+            and p.wrong_belief == "skip"):
+        # a wrong answer trained as memory teaches a confident wrong one ("The capital of Namibia is
+        # Khartoum."); a made-up fact's guess is nobody's right answer, so its replay stays
+        cands = [f for f in cands if f.source in sp.conflict_sources or f.key not in world.beliefs
+                 or matches(world.beliefs[f.key], (f.object, *f.aliases))]
+        if not cands:
+            raise KprefError(f"synthesize: no {split} fact the base model answers right closed-book, for "
+                             "synthesize.wrong_belief 'skip'; check data/probe.jsonl or use 'keep'")
     return cands
 
 

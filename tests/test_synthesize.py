@@ -370,6 +370,29 @@ def test_parametric_targets(small_world, facts_params):
     assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 
 
+def test_wrong_beliefs_can_be_left_out_of_memory_and_only_there(small_world, facts_params):
+    facts, relations = small_world
+    # the model answers every fact: half right, half with another fact's object of the relation
+    beliefs = {f.key: f.object if i % 2 else next(g.object for g in facts if g.relation == f.relation
+                                                  and g.object != f.object)
+               for i, f in enumerate(facts) if f.source != "fictional"}
+    objects = {f.key: f.object for f in facts}
+    right = {k for k, b in beliefs.items() if b == objects[k]}
+    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
+    memory = lambda s: [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]  # noqa: E731
+    skip = P.model_copy(update={"unknown_belief": "skip"})
+    kept = _run(small_world, facts_params, skip, beliefs=beliefs)
+    assert any(key(r) not in right for r in memory(kept))  # the default trains wrong answers too
+    only_right = _run(small_world, facts_params, skip.model_copy(update={"wrong_belief": "skip"}), beliefs=beliefs)
+    assert memory(only_right) and all(key(r) in right and r["target"] == r["world_answer"]
+                                      for r in memory(only_right))
+    assert len(memory(only_right)) == len(memory(kept))  # the same share of training, on fewer facts
+    assert _tests_of(only_right) == _tests_of(kept)
+    with pytest.raises(KprefError, match="wrong_belief"):
+        wrong_only = {k: b for k, b in beliefs.items() if k not in right}
+        _run(small_world, facts_params, skip.model_copy(update={"wrong_belief": "skip"}), beliefs=wrong_only)
+
+
 def test_typed_beliefs_drop_made_up_answers(small_world, facts_params):
     facts, relations = small_world
     # a wrong but real answer (another subject's object) and a made-up one, alternately
