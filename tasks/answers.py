@@ -26,12 +26,10 @@ def evaluation_sets(data_dir: str | Path, benchmarks: dict[str, list[EvalItem]] 
 
 def predict_sets(model_dir: str | Path, sets: dict[str, list[EvalItem]], p: EvaluateParams,
                  desc: str) -> dict[str, list[dict]]:
-    """{set name: prediction rows}, for the non-empty sets: the model answers them all in one
-    pass, in `p.runner.shards` shards on `p.runner`'s engine."""
-    everything = [it for items in sets.values() for it in items]
-    rows = iter(predict_sharded(model_dir, everything, p.precision, p.batch_size, p.max_new_tokens, p.runner,
-                                desc=desc))
-    return {name: [next(rows) for _ in items] for name, items in sets.items() if items}
+    """{set name: prediction rows}, for the non-empty sets: one model load for them all, each set
+    in batches of its own, in `p.runner.shards` shards on `p.runner`'s engine."""
+    asked = {name: items for name, items in sets.items() if items}
+    return predict_sharded(model_dir, asked, p.precision, p.batch_size, p.max_new_tokens, p.runner, desc=desc)
 
 
 def answers_file(folder: str | Path, model: str, set_name: str) -> Path:

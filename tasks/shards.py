@@ -2,9 +2,11 @@
 on a Dask cluster (`prefect-dask`), whichever `evaluate.runner` names.
 
 Each shard task loads the model itself, so a worker on another machine needs only the model
-directory's path (a shared filesystem) and kpref installed. Shards are contiguous slices of the
-items in order, and their rows are put back in that order: the same shards give the same
-predictions on any runner. One shard on the local runner is the whole evaluation in this
+directory's path (a shared filesystem) and kpref installed. A shard holds a contiguous slice of
+every set (a test split, a benchmark), and the rows are put back in order: the same shards give
+the same predictions on any runner. Each set is batched on its own, because a bf16 answer
+depends on its batch-mates' shapes: a test split's answers stay the same bytes whether a
+benchmark file is present or not. One shard on the local runner is the whole evaluation in this
 process, with no Prefect server to start.
 """
 from __future__ import annotations
@@ -28,13 +30,15 @@ def shard(items: Sequence[EvalItem], n: int) -> list[list[EvalItem]]:
     return out
 
 
-def predict_shard(model_dir: str, items: list[EvalItem], precision: str, batch_size: int, max_new_tokens: int,
-                  desc: str) -> list[dict]:
+def predict_shard(model_dir: str, sets: dict[str, list[EvalItem]], precision: str, batch_size: int,
+                  max_new_tokens: int, desc: str) -> dict[str, list[dict]]:
+    """Each set's prediction rows, the model loaded once, the sets never sharing a batch."""
     from tasks.modeling import load_model
     from tasks.predict import predict
 
     model, tok = load_model(model_dir, precision=precision)
-    return predict(model, tok, items, batch_size, max_new_tokens, desc)
+    return {name: predict(model, tok, items, batch_size, max_new_tokens, f"{desc} {name}") if items else []
+            for name, items in sets.items()}
 
 
 def task_runner(r: RunnerParams):
@@ -53,11 +57,13 @@ def task_runner(r: RunnerParams):
     return ThreadPoolTaskRunner(max_workers=1)
 
 
-def predict_sharded(model_dir: str | Path, items: Sequence[EvalItem], precision: str, batch_size: int,
-                    max_new_tokens: int, runner: RunnerParams, desc: str = "evaluating") -> list[dict]:
-    """Every item's prediction row, in order, from `runner.shards` shards on `runner`'s engine."""
-    parts = shard(items, runner.shards)
-    if len(parts) == 1 and runner.task_runner == "local":
+def predict_sharded(model_dir: str | Path, sets: dict[str, Sequence[EvalItem]], precision: str, batch_size: int,
+                    max_new_tokens: int, runner: RunnerParams, desc: str = "evaluating") -> dict[str, list[dict]]:
+    """Every set's prediction rows, in order, from `runner.shards` shards on `runner`'s engine."""
+    n = max(1, min(runner.shards, max((len(items) for items in sets.values()), default=1)))
+    slices = {name: shard(items, n) for name, items in sets.items()}
+    parts = [{name: s[k] if k < len(s) else [] for name, s in slices.items()} for k in range(n)]
+    if n == 1 and runner.task_runner == "local":
         return predict_shard(str(model_dir), parts[0], precision, batch_size, max_new_tokens, desc)
     from prefect import flow, task
     from prefect.cache_policies import NONE
@@ -65,9 +71,10 @@ def predict_sharded(model_dir: str | Path, items: Sequence[EvalItem], precision:
     shard_task = task(predict_shard, name="evaluate-shard", retries=1, cache_policy=NONE)
 
     @flow(name="kpref-evaluate-shards", task_runner=task_runner(runner), log_prints=True)
-    def evaluate_shards() -> list[list[dict]]:
+    def evaluate_shards() -> list[dict[str, list[dict]]]:
         futures = [shard_task.submit(str(model_dir), part, precision, batch_size, max_new_tokens,
                                      f"{desc} [{k + 1}/{len(parts)}]") for k, part in enumerate(parts)]
         return [f.result() for f in futures]
 
-    return [row for rows in evaluate_shards() for row in rows]
+    done = evaluate_shards()
+    return {name: [row for rows in done for row in rows[name]] for name in sets}

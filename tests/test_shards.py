@@ -1,5 +1,5 @@
 """The evaluation spread over Prefect tasks: the same shards give the same predictions on this
-machine and on a Dask cluster."""
+machine and on a Dask cluster, and each set (a test split, a benchmark) is batched on its own."""
 import pytest
 
 from tasks.params import RunnerParams
@@ -33,26 +33,48 @@ def _runner(kind: str, shards: int, address: str | None = None) -> RunnerParams:
     return RunnerParams(shards=shards, task_runner=kind, dask_address=address, dask_workers=2)
 
 
+def test_each_set_is_answered_in_batches_of_its_own(tiny_model_dir, monkeypatch):
+    # a bf16 answer depends on its batch-mates: a test split's answers must not change with the
+    # benchmark files beside it
+    import tasks.predict
+
+    real, calls = tasks.predict.predict, []
+
+    def spy(model, tok, items, *args):
+        calls.append([it.id for it in items])
+        return real(model, tok, items, *args)
+
+    monkeypatch.setattr(tasks.predict, "predict", spy)
+    items = _items()
+    both = predict_sharded(tiny_model_dir, {"split": items[:8], "bench": items[8:]}, "fp32", 4, 3, _runner("local", 1))
+    assert calls == [[it.id for it in items[:8]], [it.id for it in items[8:]]]
+    assert [r["id"] for r in both["split"]] == [it.id for it in items[:8]]
+    alone = predict_sharded(tiny_model_dir, {"split": items[:8]}, "fp32", 4, 3, _runner("local", 1))
+    assert alone == {"split": both["split"]}
+
+
 @pytest.mark.e2e
 def test_a_two_worker_dask_cluster_gives_the_default_runners_predictions(tiny_model_dir, prefect_harness):
     items = _items()
-    local = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("local", 2))
-    dask = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("dask", 2))
-    assert [r["id"] for r in local] == [it.id for it in items]
+    sets = {"split": items[:10], "bench": items[10:]}
+    local = predict_sharded(tiny_model_dir, sets, "fp32", 4, 3, _runner("local", 2))
+    dask = predict_sharded(tiny_model_dir, sets, "fp32", 4, 3, _runner("dask", 2))
+    assert {name: [r["id"] for r in rows] for name, rows in local.items()} == \
+        {name: [it.id for it in its] for name, its in sets.items()}
     assert dask == local
     # one local shard is the same evaluation, in this process
-    one = predict_sharded(tiny_model_dir, items[:8], "fp32", 4, 3, _runner("local", 1))
-    assert [r["id"] for r in one] == [it.id for it in items[:8]]
+    one = predict_sharded(tiny_model_dir, {"split": items[:8]}, "fp32", 4, 3, _runner("local", 1))
+    assert [r["id"] for r in one["split"]] == [it.id for it in items[:8]]
 
 
 @pytest.mark.e2e
 def test_shards_run_on_the_workers_of_a_cluster_named_by_its_address(tiny_model_dir, prefect_harness):
     from distributed import Client, LocalCluster, get_task_stream
 
-    items = _items()[:8]
+    sets = {"split": _items()[:8]}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         with get_task_stream(client) as stream:
-            rows = predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("dask", 2, cluster.scheduler_address))
+            rows = predict_sharded(tiny_model_dir, sets, "fp32", 4, 3, _runner("dask", 2, cluster.scheduler_address))
         assert len({t["worker"] for t in stream.data}) == 2  # one shard on each worker process
-    assert rows == predict_sharded(tiny_model_dir, items, "fp32", 4, 3, _runner("local", 2))
+    assert rows == predict_sharded(tiny_model_dir, sets, "fp32", 4, 3, _runner("local", 2))
