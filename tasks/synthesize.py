@@ -183,15 +183,15 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]
     if split == "test_ood_phrasing":
         cands = [f for f in cands if len(world.relations[f.relation].questions) > sp.ood_phrasings]
-    if (SETTINGS[setting].source == "parametric" and split in ("train", "val") and p.parametric_target == "model"
-            and p.unknown_belief == "skip"):
+    # training's memory on the base model's own answers (KAFT): which of its answers count
+    self_targets = memory and split in ("train", "val") and p.parametric_target == "model"
+    if self_targets and p.unknown_belief == "skip":
         # train memory only on what the model committed to closed-book (see probe.belief_answer)
         cands = [f for f in cands if f.key in world.beliefs or f.relation in world.dont_know]
         if not cands:
             raise KprefError(f"synthesize: no {split} fact has a closed-book answer from the probe for "
                              "synthesize.parametric_target 'model'; check data/probe.jsonl or use 'world'")
-    if (SETTINGS[setting].source == "parametric" and split in ("train", "val") and p.parametric_target == "model"
-            and p.wrong_belief == "skip"):
+    if self_targets and p.wrong_belief == "skip":
         # a wrong answer trained as memory teaches a confident wrong one ("The capital of Namibia is
         # Khartoum."); a made-up fact's guess is nobody's right answer, so its replay stays
         cands = [f for f in cands if f.source in sp.conflict_sources or f.key not in world.beliefs
