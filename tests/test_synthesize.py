@@ -388,8 +388,8 @@ def test_wrong_beliefs_can_be_left_out_of_memory_and_only_there(small_world, fac
                                       for r in memory(only_right))
     assert len(memory(only_right)) == len(memory(kept))  # the same share of training, on fewer facts
     assert _tests_of(only_right) == _tests_of(kept)
+    wrong_only = {k: b for k, b in beliefs.items() if k not in right}
     with pytest.raises(KprefError, match="wrong_belief"):
-        wrong_only = {k: b for k, b in beliefs.items() if k not in right}
         _run(small_world, facts_params, skip.model_copy(update={"wrong_belief": "skip"}), beliefs=wrong_only)
 
 
