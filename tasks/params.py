@@ -54,12 +54,10 @@ class SynthesizeParams(Section):
     n_train: int = Field(ge=1, description="Training examples.")
     n_val: int = Field(ge=0, description="Validation examples.")
     n_test_per_setting: int = Field(ge=1, description="Examples per setting in the test split.")
-    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in the held-out relation and phrasing "
-                                                     "splits.")
+    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in the held-out relation, phrasing splits.")
     n_ood_domain_per_setting: int = Field(ge=0, description="Examples per setting in test_ood_domain (the "
                                                             "retention headline's closed-book questions among them).")
-    assumption_styles: int = Field(ge=2, le=8, description="How many of the eight ways to state an assumption are "
-                                                           "used (the first N).")
+    assumption_styles: int = Field(ge=2, le=8, description="The first N of the 8 ways to state an assumption are used.")
     context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(
         description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.")
     parametric_target: Literal["model", "world"] = Field(
@@ -67,6 +65,9 @@ class SynthesizeParams(Section):
     parametric_completion: Literal["statement", "own_words"] = Field(
         description="How a memory target is said in training: the relation's statement, or the base model's own "
                     "closed-book sentence where it names the target (replay of how the base answers).")
+    answer_shape: Literal["statement", "question"] = Field(
+        description="How a training answer is said: in the relation's statement, or in the asked question's words "
+                    "('Which city is the capital of X?' -> 'Y is the capital of X.'); passages keep the statement.")
     unknown_belief: Literal["abstain", "skip", "world"] = Field(
         description="With parametric_target 'model', a fact the base model gave no clean answer to: 'I don't "
                     "know.', left out of the parametric settings, or the world's answer.")
@@ -75,8 +76,7 @@ class SynthesizeParams(Section):
                     "its own answer (keep), or left out of the parametric settings (skip: memory is trained only "
                     "where it is right). Made-up facts, which nobody remembers right, are never left out for it.")
     typed_beliefs: bool = Field(
-        description="With parametric_target 'model', a belief counts only when it names an object of the "
-                    "relation's type; a made-up one counts as no answer.")
+        description="With parametric_target 'model', only a belief naming an object of the relation's type counts.")
     unknown_relation_share: float = Field(
         ge=0.0, le=1.0,
         description="A relation the base model answers for fewer than this share of its facts is one it does not "

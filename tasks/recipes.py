@@ -82,9 +82,14 @@ class Ask:
     template: str
     style: int
     fmt: str
+    shape: str = "statement"  # synthesize.answer_shape; test rows keep the statement (never scored)
 
     def question(self, f: Fact) -> str:
         return self.template.format(s=f.subject)
+
+    def answer(self, s: str, o: str) -> str:
+        """A completion stating `o`: the statement, or (shape 'question') the asked question's own answer."""
+        return self.rel.answer(self.template, s, o) if self.shape == "question" else self.rel.say(s, o)
 
 
 # -- the pieces recipes are made of -------------------------------------------------------------
@@ -129,32 +134,28 @@ def render_contexts(d: Draw, relevant: list[str], f: Fact, fmt: str) -> tuple[li
     return ([" ".join(passages)] if fmt != "passages" else passages), first
 
 
-def parametric(d: Draw, f: Fact) -> tuple[str, tuple[str, ...], str]:
+def parametric(d: Draw, f: Fact, ask: Ask) -> tuple[str, tuple[str, ...], str]:
     """(target, aliases, completion) when the model's own memory should answer.
 
-    The completion states the belief in the relation's own words, so the tuned model answers
-    every setting in one shape and its closed-book and irrelevant-context answers can be compared.
+    The completion states the belief as every setting's answer is worded (`Ask.answer`), so the
+    tuned model's closed-book and irrelevant-context answers can be compared.
     """
     belief = d.beliefs.get(f.key)
     if d.uses_beliefs and belief and belief != f.object:
-        return belief, (), said(d, f, belief)
+        return belief, (), said(d, f, ask, belief)
     if d.uses_beliefs and not belief and (d.p.unknown_belief == "abstain" or f.relation in d.unknown_relations):
         return ABSTAIN, (), ABSTAIN + "."
-    return f.object, f.aliases, said(d, f, f.object)
+    return f.object, f.aliases, said(d, f, ask, f.object)
 
 
-_MAX_OWN_WORDS = 25
-
-
-def said(d: Draw, f: Fact, target: str) -> str:
-    """A memory target as the completion states it: the relation's statement, or with
-    `parametric_completion: own_words` the base model's own closed-book sentence when it names
-    the target, so tuning replays how the base answered and not only what."""
+def said(d: Draw, f: Fact, ask: Ask, target: str) -> str:
+    """A memory target as the completion states it (`Ask.answer`), or with `parametric_completion: own_words`
+    the base model's own closed-book sentence naming it: tuning replays how the base answered, not only what."""
     text = d.texts.get(f.key) if d.uses_beliefs and d.p.parametric_completion == "own_words" else None
-    # a whole sentence (not one cut off by the probe's token limit), short, naming the target
-    if text and text.endswith((".", "!", "?")) and matches(text, [target]) and len(text.split()) <= _MAX_OWN_WORDS:
+    # a whole sentence (not one cut off by the probe's token limit), short (25 words), naming the target
+    if text and text.endswith((".", "!", "?")) and matches(text, [target]) and len(text.split()) <= 25:
         return text
-    return d.relations[f.relation].say(f.subject, target)
+    return ask.answer(f.subject, target)
 
 
 def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, instruction: str | None = None,
@@ -169,8 +170,8 @@ def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, i
         "setting": setting, "subject": f.subject, "relation": f.relation, "question": ask.question(f),
         "instruction": instruction, "contexts": list(contexts), "target": target, "aliases": list(aliases),
         "expected_source": spec.source,
-        "answers": {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f)[0]},
-        "world_answer": f.object, "completion": completion or ask.rel.say(f.subject, target), "source": f.source,
+        "answers": {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f, ask)[0]},
+        "world_answer": f.object, "completion": completion or ask.answer(f.subject, target), "source": f.source,
         "question_template": ask.template, "assumption_style": ask.style if instruction else None,
         "context_format": ask.fmt if contexts else None, "bridge": None,
         "rejected": rejected, "error_type": spec.error_type if rejected else None,
@@ -195,25 +196,25 @@ def build(d: Draw, setting: str, f: Fact) -> dict:
     rel = d.relations[f.relation]
     template = rel.questions[d.phrasing.pick(d.rng, len(rel.questions))]
     style = d.phrasing.pick(d.rng, d.p.assumption_styles)
-    ask = Ask(rel, template, style, weighted(d.rng, d.p.context_formats))
+    ask = Ask(rel, template, style, weighted(d.rng, d.p.context_formats), "statement" if d.test else d.p.answer_shape)
     return RECIPES[setting](d, f, ask)
 
 
 @recipe
 def closed_book(d: Draw, f: Fact, ask: Ask) -> dict:
-    target, aliases, completion = parametric(d, f)
+    target, aliases, completion = parametric(d, f, ask)
     return example(d, "closed_book", f, ask, target, aliases, completion=completion)
 
 
 @recipe
 def ctx_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
     """Passages about other subjects only: memory answers, and copying a passage is the error."""
-    target, aliases, completion = parametric(d, f)
+    target, aliases, completion = parametric(d, f, ask)
     ctx, g = render_contexts(d, [], f, ask.fmt)
     answers, rejected = {}, None
     if g is not None and g.relation == f.relation and not overlaps(g.object, f.object):
         answers["distractor"] = g.object
-        rejected = ask.rel.say(f.subject, g.object)
+        rejected = ask.answer(f.subject, g.object)
     return example(d, "ctx_irrelevant", f, ask, target, aliases, contexts=ctx, answers=answers, rejected=rejected,
                    completion=completion)
 
@@ -232,7 +233,7 @@ def _context_wins(d: Draw, setting: str, f: Fact, ask: Ask, fmt: str, instructio
         g_obj, _ = other_object(d, g, set())
         instruction = d.relations[g.relation].assume(g.subject, g_obj, ask.style)
     return example(d, setting, f, ask, target, aliases, instruction=instruction, contexts=ctx,
-                   answers={"context": target}, rejected=ask.rel.say(f.subject, f.object))
+                   answers={"context": target}, rejected=ask.answer(f.subject, f.object))
 
 
 @recipe
@@ -272,7 +273,7 @@ def assumptions(d: Draw, f: Fact, ask: Ask, target: str) -> str:
 def instr_only(d: Draw, f: Fact, ask: Ask) -> dict:
     target, aliases = other_object(d, f, set(), use_source_cf=True)
     return example(d, "instr_only", f, ask, target, aliases, instruction=assumptions(d, f, ask, target),
-                   answers={"instruction": target}, rejected=ask.rel.say(f.subject, f.object))
+                   answers={"instruction": target}, rejected=ask.answer(f.subject, f.object))
 
 
 @recipe
@@ -283,7 +284,7 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
     instruction = assumptions(d, f, ask, target)
     ctx, _ = render_contexts(d, [ask.rel.say(f.subject, ctx_obj)], f, ask.fmt)
     return example(d, "instr_vs_ctx", f, ask, target, aliases, instruction=instruction, contexts=ctx,
-                   answers={"instruction": target, "context": ctx_obj}, rejected=ask.rel.say(f.subject, ctx_obj))
+                   answers={"instruction": target, "context": ctx_obj}, rejected=ask.answer(f.subject, ctx_obj))
 
 
 def _stated_countries(d: Draw, r2: str) -> list[str]:

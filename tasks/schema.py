@@ -122,9 +122,22 @@ class Relation:
     questions: tuple[str, ...]  # "{s}" is the subject
     statement: str  # "{s}" subject, "{o}" object; one sentence
     composed: str | None = None  # question about a city's country, "{s}" the city (multi-hop)
+    answers: tuple[str, ...] = ()  # one statement per question, in that question's own words; () none
+
+    def __post_init__(self):
+        if self.answers and len(self.answers) != len(self.questions):
+            raise KprefError(f"relation {self.name!r}: {len(self.answers)} answers for {len(self.questions)} "
+                             "questions; give one answer statement per question, or none")
 
     def say(self, s: str, o: str) -> str:
         return self.statement.format(s=s, o=o)
+
+    def answer(self, question: str, s: str, o: str) -> str:
+        """The statement that answers `question` (a template) in that question's own words, or the
+        relation's statement where it has none."""
+        if self.answers and question in self.questions:
+            return self.answers[self.questions.index(question)].format(s=s, o=o)
+        return self.say(s, o)
 
     def head_pattern(self, subject_re: str) -> str:
         """The statement up to its object as a regex, `subject_re` where the subject goes
@@ -247,7 +260,8 @@ def read_facts(path: str | Path) -> list[Fact]:
 def read_relations(path: str | Path) -> dict[str, Relation]:
     """data/relations.json, as the facts stage wrote it."""
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {name: Relation(**{**r, "questions": tuple(r["questions"])}) for name, r in raw.items()}
+    return {name: Relation(**{**r, "questions": tuple(r["questions"]), "answers": tuple(r.get("answers", ()))})
+            for name, r in raw.items()}
 
 
 def read_beliefs(path: str | Path) -> dict[str, str]:

@@ -178,7 +178,8 @@ class UsStatesSource(BuiltinRelationsSource):
 
 
 def load_templates(path: str | Path) -> dict[str, Relation]:
-    """A relation-templates file (YAML or JSON): {relation: {object_type, questions: [..], statement}}."""
+    """A relation-templates file (YAML or JSON): {relation: {object_type, questions: [..], statement,
+    answers: [..] (optional, one per question)}}."""
     path = Path(path)
     if not path.exists():
         raise KprefError(f"{path}: relation templates file not found")
@@ -201,7 +202,12 @@ def load_templates(path: str | Path) -> dict[str, Relation]:
             raise KprefError(f"{where}: field 'questions': every question needs the subject placeholder {{s}}")
         if "{s}" not in t["statement"] or "{o}" not in t["statement"]:
             raise KprefError(f"{where}: field 'statement' needs both {{s}} and {{o}}")
-        out[str(name)] = Relation(str(name), str(t["object_type"]), tuple(qs), t["statement"])
+        answers = t.get("answers") or []  # optional: each question's answer in its words (synthesize.answer_shape)
+        if not isinstance(answers, list) or (answers and len(answers) != len(qs)):
+            raise KprefError(f"{where}: field 'answers' must list one statement per question ({len(qs)})")
+        if not all(isinstance(a, str) and "{s}" in a and "{o}" in a for a in answers):
+            raise KprefError(f"{where}: field 'answers': every answer needs both {{s}} and {{o}}")
+        out[str(name)] = Relation(str(name), str(t["object_type"]), tuple(qs), t["statement"], answers=tuple(answers))
     return out
 
 

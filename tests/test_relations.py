@@ -1,5 +1,8 @@
+import pytest
+
 from tasks.metrics import matches
 from tasks.relations import BUILTIN_RELATIONS, object_names
+from tasks.schema import KprefError, Relation
 from tasks.sources import CitiesSource, CountryInfoSource, ElementsSource, UsStatesSource
 
 
@@ -42,3 +45,20 @@ def test_every_builtin_relation_holds_out_its_last_phrasing_in_statement_form():
     for name, rel in BUILTIN_RELATIONS.items():
         assert len(rel.questions) == (5 if name in domain else 6) and all("{s}" in q for q in rel.questions)
         assert "{s}" in rel.statement and "{o}" in rel.statement
+
+
+def test_every_builtin_relation_answers_each_question_in_its_own_words():
+    for rel in BUILTIN_RELATIONS.values():
+        assert len(rel.answers) == len(rel.questions)
+        assert all("{s}" in a and "{o}" in a for a in rel.answers)
+    capital = BUILTIN_RELATIONS["capital"]
+    assert capital.answer("Which city is the capital of {s}?", "Peru", "Lima") == "Lima is the capital of Peru."
+    assert capital.answer("Some other wording about {s}?", "Peru", "Lima") == "The capital of Peru is Lima."
+
+
+def test_answers_come_one_per_question_or_not_at_all():
+    with pytest.raises(KprefError, match="'capital': 1 answers for 2 questions"):
+        Relation("capital", "city", ("Capital of {s}?", "{s}'s capital?"), "The capital of {s} is {o}.",
+                 answers=("It is {o}.",))
+    bare = Relation("capital", "city", ("Capital of {s}?",), "The capital of {s} is {o}.")
+    assert bare.answer("Capital of {s}?", "Peru", "Lima") == "The capital of Peru is Lima."

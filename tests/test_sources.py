@@ -96,6 +96,13 @@ def test_bad_templates(tmp_path):
     p.write_text("r:\n  object_type: x\n  questions: ['{s}?']\n")
     with pytest.raises(KprefError, match=r"relation 'r': missing field 'statement'"):
         load_templates(p)
+    p.write_text("r:\n  object_type: x\n  questions: ['{s}?', 'Of {s}?']\n  statement: '{s} {o}'\n"
+                 "  answers: ['{s} is {o}.']\n")
+    with pytest.raises(KprefError, match=r"relation 'r': field 'answers' must list one statement per question \(2\)"):
+        load_templates(p)
+    p.write_text("r:\n  object_type: x\n  questions: ['{s}?', 'Of {s}?']\n  statement: '{s} {o}'\n"
+                 "  answers: ['{s} is {o}.', 'Of {s}: {o}.']\n")
+    assert load_templates(p)["r"].answer("Of {s}?", "A", "B") == "Of A: B."
 
 
 def test_mquake_rewrites_become_facts_with_counterfactuals(tmp_path):

@@ -423,3 +423,21 @@ def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_worl
     with pytest.raises(KprefError, match=r"probe.jsonl:2: not valid JSON"):
         stage.run(shipped(), tmp_path)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]
+
+
+def test_question_shaped_answers_follow_the_question_asked_in_training_only(small_world, facts_params):
+    facts, relations = small_world
+    s = _run(small_world, facts_params, P.model_copy(update={"answer_shape": "question"}))
+    one_hop = [r for split in ("train", "val") for r in s[split] if r["setting"] != "multi_hop"]
+    reshaped = 0
+    for r in one_hop:
+        rel, t = relations[r["relation"]], r["question_template"]
+        assert r["completion"] == rel.answer(t, r["subject"], r["target"])
+        head, _, tail = rel.answer(t, r["subject"], "\0").partition("\0")
+        assert not r["rejected"] or (r["rejected"].startswith(head) and r["rejected"].endswith(tail))
+        if r["setting"] == "ctx_counterfactual":  # the passage still states the relation's statement
+            assert rel.say(r["subject"], r["target"]) in " ".join(r["contexts"])
+        reshaped += r["completion"] != rel.say(r["subject"], r["target"])
+    assert reshaped > len(one_hop) // 4  # "Which city is the capital of X?" -> "Y is the capital of X."
+    _assert_gate_passes([r for rows in s.values() for r in rows])
+    assert _tests_of(s) == _tests_of(_run(small_world, facts_params))
