@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 
+from tasks.relations import BUILTIN_RELATIONS
 from tests.conftest import ROOT
 
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
@@ -66,3 +67,26 @@ def test_wise_ft_scales_one_runs_change_and_averages_a_soups(tmp_path):
     other = _run_dir(tmp_path, "other", {"w": torch.tensor([0.0, 2.0]), "b": torch.tensor([5.0])}, base)
     with pytest.raises(SystemExit, match="a soup needs one base model"):
         wise_ft.interpolate([a, other], 1.0, tmp_path / "bad")
+
+
+def test_self_distillation_asks_only_untrained_relations_of_train_subjects_and_keeps_whole_sentences():
+    import random
+
+    from tasks.schema import Fact
+
+    sd = _load(ROOT / "benchmarks" / "self_distill.py")
+    facts = [Fact("France", "capital", "Paris", "city", "countries", split="train"),
+             Fact("Peru", "capital", "Lima", "city", "countries", split="test")]
+    asked = sd.pool(facts, 10_000, random.Random(0))
+    countries = {f.subject for f in asked if f.relation in sd.COUNTRY_RELATIONS}
+    assert countries == {"France"}  # a held-out subject never reaches training
+    assert {f.relation for f in asked} == {*sd.COUNTRY_RELATIONS, "http_status", "unit_symbol"}
+    assert [f.key for f in sd.pool(facts, 5, random.Random(0))] == [f.key for f in asked[:5]]
+    rng, phrasings = random.Random(0), BUILTIN_RELATIONS[asked[0].relation].questions
+    drawn = {sd.question(asked[0], rng) for _ in range(100)}
+    assert drawn == {q.format(s=asked[0].subject) for q in phrasings[:-1]}  # never the held-out phrasing
+    template = {"setting": "closed_book", "expected_source": "parametric", "id": "x", "contexts": ["kept?"]}
+    rows = sd.memory_rows([(asked[0], "Q1?", " It is .fr. And then it was cut"), (asked[1], "Q2?", "no sentence")],
+                          template)
+    assert len(rows) == 1 and rows[0]["completion"] == rows[0]["target"] == "It is .fr."
+    assert rows[0]["setting"] == "closed_book" and rows[0]["contexts"] == [] and rows[0]["question"] == "Q1?"
