@@ -54,7 +54,7 @@ class SynthesizeParams(Section):
     n_train: int = Field(ge=1, description="Training examples.")
     n_val: int = Field(ge=0, description="Validation examples.")
     n_test_per_setting: int = Field(ge=1, description="Examples per setting in the test split.")
-    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in the held-out relation, phrasing splits.")
+    n_ood_per_setting: int = Field(ge=0, description="Examples per setting in test_ood_relation and test_ood_phrasing.")
     n_ood_domain_per_setting: int = Field(ge=0, description="Examples per setting in test_ood_domain (the "
                                                             "retention headline's closed-book questions among them).")
     assumption_styles: int = Field(ge=2, le=8, description="The first N of the 8 ways to state an assumption are used.")
