@@ -4,6 +4,7 @@ base + SCALE x the mean of the runs' (tuned - base), for the other benchmark scr
 
     python benchmarks/wise_ft.py RUN SCALE OUT
     python benchmarks/wise_ft.py RUN 1.0 OUT --soup RUN_SEED7 RUN_SEED1
+    python benchmarks/wise_ft.py RUN 1.0 OUT --random 16 [--seed 0]
     python benchmarks/wide_eval.py retention --run RUN --against OUT ...
 
 Interpolating toward the base is the cheapest "less invasive adaptation" issue 12 lists: no
@@ -14,6 +15,11 @@ and RUN's test splits in data/, so `--against` can check they are the same quest
 seeds drew their own held-out subjects, so RUN's `test` subjects may be among their training ones:
 read a soup on the splits no seed trains on (held-out relation and domain) and on public
 benchmarks.
+
+`--random R` is a control, not a model: each tensor's change is replaced by a random one of rank R
+(Gaussian factors, as a LoRA of rank R would add) and the same Frobenius norm. Which of the base's
+answers a change that large flips whatever its direction tells fragile answers from ones that
+training's own direction took (issue 12).
 """
 from __future__ import annotations
 
@@ -26,8 +32,20 @@ from tasks.schema import BASE_DIR, DATA_DIR, TUNED_DIR
 WEIGHTS = "model.safetensors"
 
 
-def interpolate(runs: list[Path], scale: float, out: Path) -> int:
-    """Writes OUT, laid out as runs[0]; returns how many tensors training had changed (and SCALE now moves)."""
+def random_like(delta, rank: int, gen):
+    """A random change of `delta`'s shape and Frobenius norm, of rank `rank` where it is a matrix."""
+    import torch
+
+    if delta.dim() == 2:
+        r = torch.randn(delta.shape[0], rank, generator=gen) @ torch.randn(rank, delta.shape[1], generator=gen)
+    else:
+        r = torch.randn(delta.shape, generator=gen)
+    return r * (delta.norm() / r.norm()) if delta.any() else torch.zeros_like(delta)
+
+
+def interpolate(runs: list[Path], scale: float, out: Path, random_rank: int = 0, seed: int = 0) -> int:
+    """Writes OUT, laid out as runs[0]; returns how many tensors training had changed (and SCALE now moves).
+    With `random_rank`, each change is a random one of its size (random_like) instead."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -43,6 +61,9 @@ def interpolate(runs: list[Path], scale: float, out: Path) -> int:
         for k, v in tuned.items():  # float32 sums: bf16 deltas of a few seeds lose nothing in the mean
             d = v.float() - base[k].float()
             delta[k] = delta[k] + d if k in delta else d
+    if random_rank:
+        gen = torch.Generator().manual_seed(seed)
+        delta = {k: random_like(d, random_rank, gen) for k, d in sorted(delta.items())}
     shutil.copytree(runs[0] / TUNED_DIR, out / TUNED_DIR, dirs_exist_ok=True)
     save_file({k: (base[k].float() + scale / len(runs) * delta[k]).to(base[k].dtype).contiguous() for k in base},
               str(out / TUNED_DIR / WEIGHTS), metadata={"format": "pt"})
@@ -59,12 +80,17 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--soup", type=Path, nargs="+", default=[], metavar="RUN",
                     help="other runs of the same base (other seeds) whose changes are averaged with RUN's")
+    ap.add_argument("--random", type=int, default=0, metavar="RANK",
+                    help="a control: each change replaced by a random one of this rank and the same norm")
+    ap.add_argument("--seed", type=int, default=0, help="--random's draw")
     args = ap.parse_args()
     if not 0.0 <= args.scale <= 1.0:
         ap.error("scale: between 0 (the base) and 1 (the tuned model)")
     runs = [args.run, *args.soup]
-    changed = interpolate(runs, args.scale, args.out)
+    changed = interpolate(runs, args.scale, args.out, args.random, args.seed)
     what = "tuned - base" if len(runs) == 1 else f"the mean of {len(runs)} runs' tuned - base"
+    if args.random:
+        what = f"a random rank-{args.random} change the size of {what} (seed {args.seed})"
     print(f"{args.out}: base + {args.scale} x ({what}) on the {changed} tensors training changed")
 
 

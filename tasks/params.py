@@ -135,12 +135,31 @@ class DpoParams(Section):
     beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")
 
 
+class AnchorParams(Section):
+    weight: float = Field(ge=0, description="KL(base || tuned) on the completion tokens of `settings`' examples, in "
+                                            "place of their cross-entropy, times this (0: off): the base model's "
+                                            "whole next-token distribution is their target, not one answer.")
+    settings: list[str] = Field(description="The settings so anchored: closed_book, ctx_support or ctx_irrelevant "
+                                            "(the base reads the same prompt, so a conflict's would teach the world's "
+                                            "answer).")
+
+    @field_validator("settings")
+    @classmethod
+    def _no_conflicts(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in SETTINGS or SETTINGS[s].conflict]
+        if bad:
+            raise ValueError(f"{bad}: not a setting whose answer the base model may give "
+                             f"({[s for s, spec in SETTINGS.items() if not spec.conflict]})")
+        return v
+
+
 class TrainParams(Section):
     method: Literal["sft", "dpo", "sft+dpo"] = Field(
         description="sft: LoRA SFT; dpo: DPO on the typed pairs from the base; sft+dpo: DPO on the SFT-merged model. "
                     "DPO's reference is the same model with its adapter switched off.")
     lora: LoraParams
     dpo: DpoParams
+    anchor: AnchorParams
     checkpoint_steps: int = Field(ge=0, description="Save a checkpoint every N steps of each phase; a killed train "
                                                     "stage resumes from the newest (0: none).")
     learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")

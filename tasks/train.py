@@ -38,7 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import frozen_weights_in, load_trainable, sft_trainer_class
+from tasks.trainer import AnchorCollator, frozen_weights_in, load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
     _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
+    if p.anchor.weight:
+        _check_anchor(p, records, where)
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         per_step = p.dpo.batch_size * p.dpo.grad_accum
@@ -166,6 +168,14 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         if unknown:
             raise KprefError(f"train.lora.target_modules: {unknown} match no linear layer of {base_dir} "
                              f"(it has {sorted(linear)})")
+
+
+def _check_anchor(p: TrainParams, records: list[dict], where: Path) -> None:
+    if "sft" not in p.method:
+        raise KprefError(f"train.anchor.weight: the anchor is an SFT loss and train.method {p.method} has no SFT phase; "
+                         "set it to 0")
+    if not any(r["setting"] in p.anchor.settings for r in records):
+        raise KprefError(f"train.anchor.settings: {where} has no example of {p.anchor.settings}")
 
 
 def _check_processes(p: TrainParams) -> None:
@@ -261,14 +271,18 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
-    train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
+    anchored = set(p.anchor.settings) if p.anchor.weight else set()
+    row = (lambda r: {**conversation(r), "anchor": r["setting"] in anchored}) if anchored else conversation
+    train_ds, eval_ds = _dataset(data["train"], row), _dataset(data["val"], row)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config)(
+    trainer = sft_trainer_class(device, model.config, p.anchor.weight)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )
+    if anchored:
+        trainer.data_collator = AnchorCollator(trainer.data_collator)
     with frozen_weights_in(trainer.model, device):
         result, resumed = _fit(trainer, ckpt, "sft")
     if live:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tasks.launch import world_size
 from tasks.modeling import Device
+from tasks.schema import KprefError
 
 
 def completion_logits(model, inputs: dict, autocast) -> tuple:
@@ -38,37 +39,84 @@ def plain_lm_head(config) -> bool:
     return all(getattr(text, name, None) is None for name in _LOGIT_TRANSFORMS)
 
 
-def completion_head_trainer():
+def anchor_kl(model, inputs: dict, anchored, logp, autocast) -> tuple:
+    """KL(base || model) at each completion position of the `anchored` rows, and which positions those
+    are: the base is `model` with its adapter off, reading the same prompt and completion. `logp` holds
+    the model's log-probabilities at every completion position of the batch, in completion_logits' order."""
+    import torch
+
+    rows = anchored.nonzero()[:, 0]
+    sub = {k: v[rows] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
+    with torch.no_grad(), model.disable_adapter():
+        ref, _ = completion_logits(model, sub, autocast)
+    ref_logp = torch.log_softmax(ref, -1)
+    # completion_logits orders positions row by row, so those rows' positions come in the same order
+    on = anchored[(inputs["labels"][:, 1:] != -100).nonzero()[:, 0]]
+    return (ref_logp.exp() * (ref_logp - logp[on])).sum(-1), on
+
+
+def completion_head_trainer(anchor_weight: float = 0.0):
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
-    1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md)."""
+    1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md). With `anchor_weight`, the
+    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text."""
     import torch
     from trl import SFTTrainer
 
     class CompletionHeadSFTTrainer(SFTTrainer):
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if anchor_weight and "anchor" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "anchor"]
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            anchored = inputs.pop("anchor", None)
             if return_outputs:  # callers that want the full logits get TRL's own path
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             logits, target = completion_logits(model, inputs, self.accelerator.autocast)
             logp = torch.log_softmax(logits, -1)
-            nll = -logp.gather(-1, target[:, None]).sum()
+            nll = -logp.gather(-1, target[:, None])[:, 0]
+            metrics = self._metrics["train" if model.training else "eval"]
+            if anchored is not None and anchored.any():
+                kl, on = anchor_kl(model, inputs, anchored, logp, self.accelerator.autocast)
+                metrics["anchor_kl"].append(kl.mean().item())
+                loss = nll[~on].sum() + anchor_weight * kl.sum()
+            else:
+                loss = nll.sum()
             n = target.numel() if num_items_in_batch is None else num_items_in_batch
             with torch.no_grad():  # the curves TRL logs for SFT
                 valid = max(target.numel(), 1)
-                metrics = self._metrics["train" if model.training else "eval"]
                 metrics["entropy"].append(-(logp.exp() * logp).sum().item() / valid)
                 metrics["mean_token_accuracy"].append((logp.argmax(-1) == target).sum().item() / valid)
-            return nll / torch.as_tensor(n).clamp(min=1)
+            return loss / torch.as_tensor(n).clamp(min=1)
 
     return CompletionHeadSFTTrainer
 
 
-def sft_trainer_class(device, config):
+class AnchorCollator:
+    """TRL's collator, with each row's `anchor` flag carried into the batch."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        batch = self.inner([{k: v for k, v in e.items() if k != "anchor"} for e in examples])
+        batch["anchor"] = torch.tensor([bool(e["anchor"]) for e in examples])
+        return batch
+
+
+def sft_trainer_class(device, config, anchor_weight: float = 0.0):
     """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
-    one process (it calls the backbone directly, past DistributedDataParallel's gradient sync)."""
+    one process (it calls the backbone directly, past DistributedDataParallel's gradient sync). The
+    anchor (train.anchor) is ours alone, so with it ours runs on every device."""
     from trl import SFTTrainer
 
-    ours = device.name != "cuda" and plain_lm_head(config) and world_size() == 1
-    return completion_head_trainer() if ours else SFTTrainer
+    ours = plain_lm_head(config) and world_size() == 1
+    if anchor_weight and not ours:
+        raise KprefError("train.anchor.weight: the anchor needs one training process and a model whose logits are "
+                         "its head's output (Llama, SmolLM2, Qwen, Mistral); set it to 0 for this run")
+    return completion_head_trainer(anchor_weight) if ours and (anchor_weight or device.name != "cuda") else SFTTrainer
 
 
 def attention_kernel(choice: str, device: Device) -> str | None:

@@ -69,6 +69,26 @@ def test_wise_ft_scales_one_runs_change_and_averages_a_soups(tmp_path):
         wise_ft.interpolate([a, other], 1.0, tmp_path / "bad")
 
 
+def test_the_random_control_changes_each_tensor_as_much_as_training_did_in_a_random_low_rank_direction(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    wise_ft = _load(ROOT / "benchmarks" / "wise_ft.py")
+    gen = torch.Generator().manual_seed(0)
+    base = {"w": torch.randn(12, 10, generator=gen), "b": torch.randn(4, generator=gen), "e": torch.ones(3)}
+    tuned = {"w": base["w"] + torch.randn(12, 10, generator=gen), "b": base["b"] + 1.0, "e": torch.ones(3)}
+    run = _run_dir(tmp_path, "a", base, tuned)
+    for seed in (0, 1):
+        assert wise_ft.interpolate([run], 1.0, tmp_path / f"r{seed}", random_rank=2, seed=seed) == 2
+    r0, r1 = (load_file(tmp_path / f"r{s}/models/tuned/model.safetensors") for s in (0, 1))
+    for k in ("w", "b"):
+        d = r0[k] - base[k]
+        assert d.norm().item() == pytest.approx((tuned[k] - base[k]).norm().item(), rel=1e-4)
+        assert not torch.allclose(r0[k], r1[k])
+    assert torch.linalg.matrix_rank(r0["w"] - base["w"]) == 2 and torch.equal(r0["e"], base["e"])
+    assert not torch.allclose((r0["w"] - base["w"]), tuned["w"] - base["w"], atol=0.5)  # not training's direction
+
+
 def test_self_distillation_asks_only_untrained_relations_of_train_subjects_and_keeps_whole_sentences():
     import random
 

@@ -145,6 +145,88 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
     assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values()), "the merge takes the fp32 weights back"
 
 
+def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_their_text(trained, tiny_model_dir,
+                                                                                       tmp_path):
+    """train.anchor: a marked row's completion tokens cost weight x KL(base || tuned), the base being the
+    same model with its adapter off; every other row's, its cross-entropy. Checked against a base
+    loaded on its own, with an adapter that already changes the model."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from tasks.prompt import conversation
+    from tasks.schema import read_jsonl
+    from tasks.trainer import AnchorCollator, completion_head_trainer
+
+    root, _ = trained
+    records = read_jsonl(root / "data" / "train.jsonl")[:6]
+    marked = {r["question"]: i % 2 == 0 for i, r in enumerate(records)}
+    ds = Dataset.from_list([{**conversation(r), "anchor": marked[r["question"]]} for r in records])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    torch.manual_seed(0)
+    trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
+                                           peft_config=lora)
+    trainer.data_collator = AnchorCollator(trainer.data_collator)
+    with torch.no_grad():  # a fresh LoRA is the base itself: move it, so the KL has something to say
+        for name, w in trainer.model.named_parameters():
+            if "lora_B" in name:
+                w.normal_(0, 2.0)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    rows_marked = [next(v for q, v in marked.items() if q in tok.decode(ids)) for ids in batch["input_ids"]]
+    assert batch["anchor"].tolist() == rows_marked and any(rows_marked) and not all(rows_marked)
+    loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+
+    base, inputs = load(), {k: batch[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        tuned_logp = torch.log_softmax(trainer.model(**inputs).logits.float(), -1)[:, :-1]
+        base_logp = torch.log_softmax(base(**inputs).logits.float(), -1)[:, :-1]
+    labels, nll, kl, tokens, anchored_tokens = batch["labels"][:, 1:], 0.0, 0.0, 0, 0
+    for i, anchored in enumerate(rows_marked):
+        at = (labels[i] != -100).nonzero()[:, 0]
+        tokens += len(at)
+        if anchored:
+            p, q = base_logp[i, at], tuned_logp[i, at]
+            kl += (p.exp() * (p - q)).sum().item()
+            anchored_tokens += len(at)
+        else:
+            nll -= tuned_logp[i, at].gather(-1, labels[i, at][:, None]).sum().item()
+    assert kl > 0 and loss == pytest.approx((nll + 0.5 * kl) / tokens, rel=1e-4)
+    # the KL on its own (the loss is mostly the other rows' cross-entropy): its curve is that mean
+    assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
+
+
+def test_sft_with_the_anchor_logs_its_kl_and_differs_from_plain_sft(trained, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    root, _ = trained
+    p = shipped({"train": {**TINY_TRAIN_RAW, "anchor": {"weight": 1.0, "settings": ["closed_book"]}}}).train
+    train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
+    assert (tmp_path / "live" / "plots" / "metrics" / "anchor_kl.tsv").exists()
+    ours = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    plain = load_file(root / "adapter" / "adapter_model.safetensors")
+    assert any(not (ours[k] == plain[k]).all() for k in ours)
+
+
+def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained, tiny_model_dir):
+    from pydantic import ValidationError
+
+    from tasks.schema import KprefError, read_jsonl
+    from tasks.train import check_plan
+
+    root, _ = trained
+    p = shipped({"train": {**TINY_TRAIN_RAW, "anchor": {"weight": 1.0, "settings": ["closed_book"]}}}).train
+    records = [r for r in read_jsonl(root / "data" / "train.jsonl") if r["setting"] != "closed_book"]
+    with pytest.raises(KprefError, match=r"train.anchor.settings: x.jsonl has no example of \['closed_book'\]"):
+        check_plan(p, tiny_model_dir, records, "x.jsonl")
+    with pytest.raises(ValidationError, match=r"train.anchor.settings\n.*\['ctx_counterfactual'\]: not a setting"):
+        shipped({"train": {"anchor": {"weight": 1.0, "settings": ["ctx_counterfactual"]}}})
+
+
 def test_completion_head_only_for_plain_heads(tiny_model_dir):
     from transformers import AutoConfig
 
@@ -230,6 +312,8 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
      r"train.lora.target_modules: \['qkv'\] match no linear layer"),
     ({"num_processes": 4096}, r"train.num_processes: 4096 processes, but this machine has \d+ CPU cores"),
     ({"num_processes": 2, "batch_size": 3}, r"train.batch_size: 3 does not split over train.num_processes 2"),
+    ({"method": "dpo", "anchor": {"weight": 1.0, "settings": ["closed_book"]}},
+     r"train.anchor.weight: the anchor is an SFT loss and train.method dpo has no SFT phase"),
 ])
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
