@@ -160,9 +160,6 @@ class TrainParams(Section):
     lora: LoraParams
     dpo: DpoParams
     anchor: AnchorParams
-    loss_tokens: Literal["completion", "target"] = Field(
-        description="SFT's cross-entropy on every completion token, or only from the completion's target on (its "
-                    "object, full stop and end of turn): the words before it are not trained.")
     checkpoint_steps: int = Field(ge=0, description="Save a checkpoint every N steps of each phase; a killed train "
                                                     "stage resumes from the newest (0: none).")
     learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")

@@ -38,7 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import RowCollator, frozen_weights_in, load_trainable, sft_trainer_class
+from tasks.trainer import AnchorCollator, frozen_weights_in, load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
     _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
-    _check_sft_losses(p, records, where)
+    if p.anchor.weight:
+        _check_anchor(p, records, where)
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         per_step = p.dpo.batch_size * p.dpo.grad_accum
@@ -169,15 +170,11 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"(it has {sorted(linear)})")
 
 
-def _check_sft_losses(p: TrainParams, records: list[dict], where: Path) -> None:
-    """train.anchor and train.loss_tokens shape SFT's loss: an SFT phase in one process must run them."""
-    for key, on in (("train.anchor.weight", p.anchor.weight > 0), ("train.loss_tokens", p.loss_tokens != "completion")):
-        if on and "sft" not in p.method:
-            raise KprefError(f"{key}: an SFT loss, and train.method {p.method} has no SFT phase; turn it off")
-        if on and p.num_processes > 1:
-            raise KprefError(f"{key}: the SFT trainer that runs it is one process; set train.num_processes to 1 "
-                             "or turn it off")
-    if p.anchor.weight and not any(r["setting"] in p.anchor.settings for r in records):
+def _check_anchor(p: TrainParams, records: list[dict], where: Path) -> None:
+    if "sft" not in p.method:
+        raise KprefError(f"train.anchor.weight: the anchor is an SFT loss and train.method {p.method} has no SFT phase; "
+                         "set it to 0")
+    if not any(r["setting"] in p.anchor.settings for r in records):
         raise KprefError(f"train.anchor.settings: {where} has no example of {p.anchor.settings}")
 
 
@@ -269,38 +266,23 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
     return trainer.train(resume_from_checkpoint=resume), int(resume.rsplit("-", 1)[1]) if resume else None
 
 
-def sft_row(p: TrainParams):
-    """An example as the SFT trainer's row: TRL's conversation, and what train.anchor and
-    train.loss_tokens need of it (RowCollator reads them)."""
-    anchored = set(p.anchor.settings) if p.anchor.weight else set()
-
-    def row(r: dict) -> dict:
-        out = conversation(r)
-        if anchored:
-            out["anchor"] = r["setting"] in anchored
-        if p.loss_tokens == "target":
-            out["target"], out["completion_text"] = r["target"], r["completion"]
-        return out
-
-    return row
-
-
 def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
               scratch: str, live_dir: str | Path, ckpt: Checkpoints | None = None):
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
-    train_ds, eval_ds = _dataset(data["train"], sft_row(p)), _dataset(data["val"], sft_row(p))
-    columns = tuple(c for c in ("anchor", "target", "completion_text") if c in train_ds.column_names)
+    anchored = set(p.anchor.settings) if p.anchor.weight else set()
+    row = (lambda r: {**conversation(r), "anchor": r["setting"] in anchored}) if anchored else conversation
+    train_ds, eval_ds = _dataset(data["train"], row), _dataset(data["val"], row)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config, p.anchor.weight, columns)(
+    trainer = sft_trainer_class(device, model.config, p.anchor.weight)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )
-    if columns:
-        trainer.data_collator = RowCollator(trainer.data_collator, tok)
+    if anchored:
+        trainer.data_collator = AnchorCollator(trainer.data_collator)
     with frozen_weights_in(trainer.model, device):
         result, resumed = _fit(trainer, ckpt, "sft")
     if live:

@@ -55,19 +55,18 @@ def anchor_kl(model, inputs: dict, anchored, logp, autocast) -> tuple:
     return (ref_logp.exp() * (ref_logp - logp[on])).sum(-1), on
 
 
-def completion_head_trainer(anchor_weight: float = 0.0, columns: tuple[str, ...] = ()):
+def completion_head_trainer(anchor_weight: float = 0.0):
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
     1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md). With `anchor_weight`, the
-    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text.
-    `columns`: the dataset's own columns that RowCollator reads, kept past the trainer's column pruning."""
+    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text."""
     import torch
     from trl import SFTTrainer
 
     class CompletionHeadSFTTrainer(SFTTrainer):
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
-            self._signature_columns = [*self._signature_columns, *(c for c in columns
-                                                                    if c not in self._signature_columns)]
+            if anchor_weight and "anchor" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "anchor"]
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             anchored = inputs.pop("anchor", None)
@@ -93,52 +92,31 @@ def completion_head_trainer(anchor_weight: float = 0.0, columns: tuple[str, ...]
     return CompletionHeadSFTTrainer
 
 
-class RowCollator:
-    """TRL's collator, carrying what kpref adds to a row: its `anchor` flag, as a tensor; and with
-    `target` (train.loss_tokens: target), labels only from the token where the completion's target
-    begins, so the words before it are not trained."""
+class AnchorCollator:
+    """TRL's collator, with each row's `anchor` flag carried into the batch."""
 
-    def __init__(self, inner, tokenizer=None):
-        self.inner, self.tokenizer = inner, tokenizer
+    def __init__(self, inner):
+        self.inner = inner
 
     def __call__(self, examples: list[dict]) -> dict:
         import torch
 
-        batch = self.inner([{k: v for k, v in e.items() if k not in ("anchor", "target", "completion_text")}
-                            for e in examples])
-        if "anchor" in examples[0]:
-            batch["anchor"] = torch.tensor([bool(e["anchor"]) for e in examples])
-        if "target" in examples[0]:
-            for labels, e in zip(batch["labels"], examples):
-                labels[: self.target_start(labels, e["completion_text"], e["target"])] = -100
+        batch = self.inner([{k: v for k, v in e.items() if k != "anchor"} for e in examples])
+        batch["anchor"] = torch.tensor([bool(e["anchor"]) for e in examples])
         return batch
 
-    def target_start(self, labels, completion: str, target: str) -> int:
-        """Where in the row the first token holding the target's first character is (0: the whole
-        completion, where the completion does not state the target)."""
-        at = completion.rfind(target)
-        positions = (labels != -100).nonzero()[:, 0].tolist()
-        if at < 0 or not positions:
-            return 0
-        ids = labels[positions].tolist()
-        for k in range(len(ids)):
-            if len(self.tokenizer.decode(ids[: k + 1])) > at:
-                return positions[k]
-        return 0
 
-
-def sft_trainer_class(device, config, anchor_weight: float = 0.0, columns: tuple[str, ...] = ()):
+def sft_trainer_class(device, config, anchor_weight: float = 0.0):
     """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
     one process (it calls the backbone directly, past DistributedDataParallel's gradient sync). The
-    anchor (train.anchor) and the rows' own `columns` are ours alone, so with them ours runs on every device."""
+    anchor (train.anchor) is ours alone, so with it ours runs on every device."""
     from trl import SFTTrainer
 
     ours = plain_lm_head(config) and world_size() == 1
-    if (anchor_weight or columns) and not ours:
-        raise KprefError("train.anchor.weight and train.loss_tokens: target need one training process and a model "
-                         "whose logits are its head's output (Llama, SmolLM2, Qwen, Mistral); set them off for this run")
-    return (completion_head_trainer(anchor_weight, columns) if ours and (columns or device.name != "cuda")
-            else SFTTrainer)
+    if anchor_weight and not ours:
+        raise KprefError("train.anchor.weight: the anchor needs one training process and a model whose logits are "
+                         "its head's output (Llama, SmolLM2, Qwen, Mistral); set it to 0 for this run")
+    return completion_head_trainer(anchor_weight) if ours and (anchor_weight or device.name != "cuda") else SFTTrainer
 
 
 def attention_kernel(choice: str, device: Device) -> str | None:

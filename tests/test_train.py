@@ -158,7 +158,7 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
 
     from tasks.prompt import conversation
     from tasks.schema import read_jsonl
-    from tasks.trainer import RowCollator, completion_head_trainer
+    from tasks.trainer import AnchorCollator, completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")[:6]
@@ -169,9 +169,9 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
     lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     torch.manual_seed(0)
-    trainer = completion_head_trainer(0.5, ("anchor",))(model=load(), args=args, train_dataset=ds, processing_class=tok,
+    trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
                                            peft_config=lora)
-    trainer.data_collator = RowCollator(trainer.data_collator)
+    trainer.data_collator = AnchorCollator(trainer.data_collator)
     with torch.no_grad():  # a fresh LoRA is the base itself: move it, so the KL has something to say
         for name, w in trainer.model.named_parameters():
             if "lora_B" in name:
@@ -200,54 +200,16 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
-@pytest.mark.parametrize("change", [{"anchor": {"weight": 1.0, "settings": ["closed_book"]}},
-                                    {"loss_tokens": "target"}])
-def test_sft_with_the_anchor_or_the_target_loss_trains_another_model(trained, tiny_model_dir, tmp_path, change):
+def test_sft_with_the_anchor_logs_its_kl_and_differs_from_plain_sft(trained, tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
     root, _ = trained
-    p = shipped({"train": {**TINY_TRAIN_RAW, **change}}).train
+    p = shipped({"train": {**TINY_TRAIN_RAW, "anchor": {"weight": 1.0, "settings": ["closed_book"]}}}).train
     train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
-    assert (tmp_path / "live" / "plots" / "metrics" / "anchor_kl.tsv").exists() == ("anchor" in change)
+    assert (tmp_path / "live" / "plots" / "metrics" / "anchor_kl.tsv").exists()
     ours = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     plain = load_file(root / "adapter" / "adapter_model.safetensors")
     assert any(not (ours[k] == plain[k]).all() for k in ours)
-
-
-def test_target_loss_trains_only_from_the_target_on(trained, tiny_model_dir, tmp_path):
-    """train.loss_tokens: target: a row's labels begin at the token holding the target's first
-    character, and run to the end of the turn; a completion that does not state its target keeps them all."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig
-
-    from tasks.schema import read_jsonl
-    from tasks.train import sft_row
-    from tasks.trainer import RowCollator, completion_head_trainer
-
-    root, _ = trained
-    records = read_jsonl(root / "data" / "train.jsonl")[:7]
-    records[0] = {**records[0], "completion": "I don't know.", "target": "I do not know"}  # no target in it
-    p = shipped({"train": {**TINY_TRAIN_RAW, "loss_tokens": "target"}}).train
-    ds = Dataset.from_list([sft_row(p)(r) for r in records])
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=7, report_to="none", use_cpu=True, bf16=False)
-    columns = ("target", "completion_text")
-    trainer = completion_head_trainer(0.0, columns)(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                                    args=args, train_dataset=ds, processing_class=tok)
-    trainer.data_collator = RowCollator(trainer.data_collator, tok)
-    batch = next(iter(trainer.get_train_dataloader()))
-    seen = set()
-    for ids, labels in zip(batch["input_ids"], batch["labels"]):
-        trained_text = tok.decode(labels[labels != -100])
-        r = next(r for r in records if r["question"] in tok.decode(ids))
-        seen.add(r["id"])
-        if r["target"] in r["completion"]:
-            assert trained_text.lstrip().startswith(r["target"]) and r["completion"].endswith(
-                trained_text.split("<|im_end|>")[0].lstrip()), (trained_text, r["completion"])
-        else:
-            assert trained_text.startswith(r["completion"])
-    assert len(seen) == 7
 
 
 def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained, tiny_model_dir):
@@ -351,9 +313,7 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
     ({"num_processes": 4096}, r"train.num_processes: 4096 processes, but this machine has \d+ CPU cores"),
     ({"num_processes": 2, "batch_size": 3}, r"train.batch_size: 3 does not split over train.num_processes 2"),
     ({"method": "dpo", "anchor": {"weight": 1.0, "settings": ["closed_book"]}},
-     r"train.anchor.weight: an SFT loss, and train.method dpo has no SFT phase"),
-    ({"loss_tokens": "target", "num_processes": 2},
-     r"train.loss_tokens: the SFT trainer that runs it is one process"),
+     r"train.anchor.weight: the anchor is an SFT loss and train.method dpo has no SFT phase"),
 ])
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
