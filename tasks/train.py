@@ -38,7 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import AnchorCollator, frozen_weights_in, load_trainable, sft_trainer_class
+from tasks.trainer import AnchorCollator, frozen_weights_in, load_trainable, plain_lm_head, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"({per_step}) preference pairs; {where} has {pairs} (examples with rejected/error_type)")
     with init_empty_weights():  # the architecture without its weights: module names, no memory
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
+    if p.anchor.weight and not plain_lm_head(skeleton.config):
+        raise KprefError(f"train.anchor.weight: {base_dir}'s logits are scaled or capped after its head, which the "
+                         "anchor's trainer does not do; set the weight to 0")
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
     if isinstance(targets, list) and p.lora.top_layers == 0:
         linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -174,6 +177,9 @@ def _check_anchor(p: TrainParams, records: list[dict], where: Path) -> None:
     if "sft" not in p.method:
         raise KprefError(f"train.anchor.weight: the anchor is an SFT loss and train.method {p.method} has no SFT phase; "
                          "set it to 0")
+    if p.num_processes > 1:
+        raise KprefError("train.anchor.weight: the anchor's trainer is one process; set train.num_processes to 1 "
+                         "or the weight to 0")
     if not any(r["setting"] in p.anchor.settings for r in records):
         raise KprefError(f"train.anchor.settings: {where} has no example of {p.anchor.settings}")
 

@@ -212,7 +212,9 @@ def test_sft_with_the_anchor_logs_its_kl_and_differs_from_plain_sft(trained, tin
     assert any(not (ours[k] == plain[k]).all() for k in ours)
 
 
-def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained, tiny_model_dir):
+def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained, tiny_model_dir, tmp_path):
+    import shutil
+
     from pydantic import ValidationError
 
     from tasks.schema import KprefError, read_jsonl
@@ -223,6 +225,12 @@ def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained,
     records = [r for r in read_jsonl(root / "data" / "train.jsonl") if r["setting"] != "closed_book"]
     with pytest.raises(KprefError, match=r"train.anchor.settings: x.jsonl has no example of \['closed_book'\]"):
         check_plan(p, tiny_model_dir, records, "x.jsonl")
+    capped = tmp_path / "capped"  # Gemma 2 caps its logits after the head; the anchor's trainer would not
+    shutil.copytree(tiny_model_dir, capped)
+    config = json.loads((capped / "config.json").read_text())
+    (capped / "config.json").write_text(json.dumps({**config, "final_logit_softcapping": 30.0}))
+    with pytest.raises(KprefError, match=r"train.anchor.weight: .*capped's logits are scaled or capped"):
+        check_plan(p, capped, read_jsonl(root / "data" / "train.jsonl"), "x.jsonl")
     with pytest.raises(ValidationError, match=r"train.anchor.settings\n.*\['ctx_counterfactual'\]: not a setting"):
         shipped({"train": {"anchor": {"weight": 1.0, "settings": ["ctx_counterfactual"]}}})
 
@@ -314,6 +322,8 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
     ({"num_processes": 2, "batch_size": 3}, r"train.batch_size: 3 does not split over train.num_processes 2"),
     ({"method": "dpo", "anchor": {"weight": 1.0, "settings": ["closed_book"]}},
      r"train.anchor.weight: the anchor is an SFT loss and train.method dpo has no SFT phase"),
+    ({"anchor": {"weight": 1.0, "settings": ["closed_book"]}, "num_processes": 2},
+     r"train.anchor.weight: the anchor's trainer is one process"),
 ])
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
