@@ -38,7 +38,7 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import AnchorCollator, frozen_weights_in, load_trainable, plain_lm_head, sft_trainer_class
+from tasks.trainer import frozen_weights_in, load_trainable, plain_lm_head, sft_trainer_class
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +287,6 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )
-    if anchored:
-        trainer.data_collator = AnchorCollator(trainer.data_collator)
     with frozen_weights_in(trainer.model, device):
         result, resumed = _fit(trainer, ckpt, "sft")
     if live:

@@ -63,6 +63,11 @@ def completion_head_trainer(anchor_weight: float = 0.0):
     from trl import SFTTrainer
 
     class CompletionHeadSFTTrainer(SFTTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if anchor_weight:  # the rows' flags reach compute_loss through the batch
+                self.data_collator = AnchorCollator(self.data_collator)
+
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
             if anchor_weight and "anchor" not in self._signature_columns:

@@ -158,7 +158,7 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
 
     from tasks.prompt import conversation
     from tasks.schema import read_jsonl
-    from tasks.trainer import AnchorCollator, completion_head_trainer
+    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")[:6]
@@ -171,7 +171,6 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     torch.manual_seed(0)
     trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
                                            peft_config=lora)
-    trainer.data_collator = AnchorCollator(trainer.data_collator)
     with torch.no_grad():  # a fresh LoRA is the base itself: move it, so the KL has something to say
         for name, w in trainer.model.named_parameters():
             if "lora_B" in name:
