@@ -140,8 +140,12 @@ class AnchorParams(Section):
                                             "place of their cross-entropy, times this (0: off): the base model's "
                                             "whole next-token distribution is their target, not one answer.")
     settings: list[str] = Field(description="The settings so anchored: closed_book, ctx_support or ctx_irrelevant "
-                                            "(the base reads the same prompt, so a conflict's would teach the world's "
-                                            "answer).")
+                                            "(the base reads the example's passages, or none, so a conflict's would "
+                                            "teach the world's answer).")
+    teacher: Literal["same_prompt", "closed_book"] = Field(
+        description="What the base reads before each anchored completion: same_prompt, the example's own prompt; "
+                    "closed_book, its question alone, so a passage that does not bear on it is taught to change "
+                    "nothing (context distillation).")
 
     @field_validator("settings")
     @classmethod

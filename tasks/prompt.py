@@ -33,6 +33,11 @@ def render(tokenizer, question: str, contexts: Sequence[str] = (), instruction: 
     return msgs[0]["content"] + "\nAnswer:"
 
 
+def prompt_ids(tokenizer, question: str, contexts: Sequence[str] = (), instruction: str | None = None) -> list[int]:
+    """render()'s text as token ids: what TRL's SFT tokenizes before an example's completion."""
+    return tokenizer(render(tokenizer, question, contexts, instruction), add_special_tokens=False)["input_ids"]
+
+
 def prompt_key(question: str, instruction: str | None, contexts: Sequence[str]) -> str:
     """Identifies a prompt: two examples with one key ask the model the same thing."""
     return hashlib.sha1(repr((question, instruction, list(contexts))).encode()).hexdigest()

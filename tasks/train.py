@@ -26,8 +26,8 @@ from tasks.modeling import (
     pick_device,
     release_memory,
 )
-from tasks.params import Params, TrainParams
-from tasks.prompt import conversation, preference
+from tasks.params import AnchorParams, Params, TrainParams
+from tasks.prompt import conversation, preference, prompt_ids
 from tasks.schema import (
     ADAPTER_DIR,
     BASE_DIR,
@@ -272,13 +272,23 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
     return trainer.train(resume_from_checkpoint=resume), int(resume.rsplit("-", 1)[1]) if resume else None
 
 
+def anchored_row(anchor: AnchorParams, tok):
+    """A record as TRL's row, flagged `anchor` when its setting is anchored; with the closed-book
+    teacher, an anchored row also carries the prompt the base reads instead: its question alone."""
+    def row(r: dict) -> dict:
+        out = {**conversation(r), "anchor": r["setting"] in anchor.settings}
+        if anchor.teacher == "closed_book":
+            out["teacher_prompt"] = prompt_ids(tok, r["question"]) if out["anchor"] else []
+        return out
+    return row
+
+
 def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
               scratch: str, live_dir: str | Path, ckpt: Checkpoints | None = None):
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
-    anchored = set(p.anchor.settings) if p.anchor.weight else set()
-    row = (lambda r: {**conversation(r), "anchor": r["setting"] in anchored}) if anchored else conversation
+    row = anchored_row(p.anchor, tok) if p.anchor.weight else conversation
     train_ds, eval_ds = _dataset(data["train"], row), _dataset(data["val"], row)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)

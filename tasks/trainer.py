@@ -39,14 +39,35 @@ def plain_lm_head(config) -> bool:
     return all(getattr(text, name, None) is None for name in _LOGIT_TRANSFORMS)
 
 
-def anchor_kl(model, inputs: dict, anchored, logp, autocast) -> tuple:
+def reprompted(inputs: dict, rows, prompts) -> dict:
+    """The batch's `rows` with each one's prompt swapped for `prompts[row]` (token ids): those tokens,
+    then the row's completion tokens, right-padded, the completion alone labelled. Its completion
+    positions come in the same order and number as the rows' own."""
+    import torch
+
+    seqs, labels = [], []
+    for r in rows.tolist():
+        completion = inputs["input_ids"][r][inputs["labels"][r] != -100]
+        prompt = prompts[r].to(completion.device)
+        seqs.append(torch.cat([prompt, completion]))
+        labels.append(torch.cat([torch.full_like(prompt, -100), completion]))
+    ids = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long, device=seqs[0].device)
+    out = {"input_ids": ids, "attention_mask": torch.zeros_like(ids), "labels": torch.full_like(ids, -100)}
+    for i, (seq, lab) in enumerate(zip(seqs, labels)):
+        out["input_ids"][i, :len(seq)], out["attention_mask"][i, :len(seq)], out["labels"][i, :len(seq)] = seq, 1, lab
+    return out
+
+
+def anchor_kl(model, inputs: dict, anchored, logp, autocast, prompts=None) -> tuple:
     """KL(base || model) at each completion position of the `anchored` rows, and which positions those
-    are: the base is `model` with its adapter off, reading the same prompt and completion. `logp` holds
-    the model's log-probabilities at every completion position of the batch, in completion_logits' order."""
+    are: the base is `model` with its adapter off, reading the same completion after the same prompt,
+    or after `prompts[row]` where given (train.anchor.teacher). `logp` holds the model's
+    log-probabilities at every completion position of the batch, in completion_logits' order."""
     import torch
 
     rows = anchored.nonzero()[:, 0]
-    sub = {k: v[rows] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")}
+    sub = (reprompted(inputs, rows, prompts) if prompts is not None else
+           {k: v[rows] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")})
     with torch.no_grad(), model.disable_adapter():
         ref, _ = completion_logits(model, sub, autocast)
     ref_logp = torch.log_softmax(ref, -1)
@@ -58,7 +79,8 @@ def anchor_kl(model, inputs: dict, anchored, logp, autocast) -> tuple:
 def completion_head_trainer(anchor_weight: float = 0.0):
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
     1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md). With `anchor_weight`, the
-    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text."""
+    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text,
+    the base reading each row's `teacher_prompt` where the batch has one."""
     import torch
     from trl import SFTTrainer
 
@@ -70,11 +92,12 @@ def completion_head_trainer(anchor_weight: float = 0.0):
 
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
-            if anchor_weight and "anchor" not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, "anchor"]
+            if anchor_weight:
+                missing = [c for c in ANCHOR_COLUMNS if c not in self._signature_columns]
+                self._signature_columns = [*self._signature_columns, *missing]
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            anchored = inputs.pop("anchor", None)
+            anchored, prompts = inputs.pop("anchor", None), inputs.pop("teacher_prompt", None)
             if return_outputs:  # callers that want the full logits get TRL's own path
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             logits, target = completion_logits(model, inputs, self.accelerator.autocast)
@@ -82,7 +105,7 @@ def completion_head_trainer(anchor_weight: float = 0.0):
             nll = -logp.gather(-1, target[:, None])[:, 0]
             metrics = self._metrics["train" if model.training else "eval"]
             if anchored is not None and anchored.any():
-                kl, on = anchor_kl(model, inputs, anchored, logp, self.accelerator.autocast)
+                kl, on = anchor_kl(model, inputs, anchored, logp, self.accelerator.autocast, prompts)
                 metrics["anchor_kl"].append(kl.mean().item())
                 loss = nll[~on].sum() + anchor_weight * kl.sum()
             else:
@@ -97,8 +120,13 @@ def completion_head_trainer(anchor_weight: float = 0.0):
     return CompletionHeadSFTTrainer
 
 
+# the dataset columns the anchor reads: each row's flag, and the prompt its base reads (token ids; optional)
+ANCHOR_COLUMNS = ("anchor", "teacher_prompt")
+
+
 class AnchorCollator:
-    """TRL's collator, with each row's `anchor` flag carried into the batch."""
+    """TRL's collator, with each row's `anchor` flag, and its `teacher_prompt` where the rows have
+    one, carried into the batch."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -106,8 +134,10 @@ class AnchorCollator:
     def __call__(self, examples: list[dict]) -> dict:
         import torch
 
-        batch = self.inner([{k: v for k, v in e.items() if k != "anchor"} for e in examples])
+        batch = self.inner([{k: v for k, v in e.items() if k not in ANCHOR_COLUMNS} for e in examples])
         batch["anchor"] = torch.tensor([bool(e["anchor"]) for e in examples])
+        if "teacher_prompt" in examples[0]:
+            batch["teacher_prompt"] = [torch.tensor(e["teacher_prompt"], dtype=torch.long) for e in examples]
         return batch
 
 

@@ -145,6 +145,30 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
     assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values()), "the merge takes the fp32 weights back"
 
 
+def _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path):
+    """The anchor's trainer (weight 0.5) on `ds`, all six rows one fp32 batch, its LoRA moved off
+    zero (a fresh LoRA is the base itself, and the KL would have nothing to say): (trainer, that
+    batch, a loader of the base on its own)."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig
+
+    from tasks.trainer import completion_head_trainer
+
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
+    load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    torch.manual_seed(0)
+    trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
+                                           peft_config=lora)
+    with torch.no_grad():
+        for name, w in trainer.model.named_parameters():
+            if "lora_B" in name:
+                w.normal_(0, 2.0)
+    return trainer, trainer._prepare_inputs(next(iter(trainer.get_train_dataloader()))), load
+
+
 def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_their_text(trained, tiny_model_dir,
                                                                                        tmp_path):
     """train.anchor: a marked row's completion tokens cost weight x KL(base || tuned), the base being the
@@ -152,30 +176,17 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     loaded on its own, with an adapter that already changes the model."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig
+    from transformers import AutoTokenizer
 
     from tasks.prompt import conversation
     from tasks.schema import read_jsonl
-    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")[:6]
     marked = {r["question"]: i % 2 == 0 for i, r in enumerate(records)}
     ds = Dataset.from_list([{**conversation(r), "anchor": marked[r["question"]]} for r in records])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, report_to="none", use_cpu=True, bf16=False)
-    load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
-    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    torch.manual_seed(0)
-    trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
-                                           peft_config=lora)
-    with torch.no_grad():  # a fresh LoRA is the base itself: move it, so the KL has something to say
-        for name, w in trainer.model.named_parameters():
-            if "lora_B" in name:
-                w.normal_(0, 2.0)
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    trainer, batch, load = _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path)
     rows_marked = [next(v for q, v in marked.items() if q in tok.decode(ids)) for ids in batch["input_ids"]]
     assert batch["anchor"].tolist() == rows_marked and any(rows_marked) and not all(rows_marked)
     loss = trainer.compute_loss(trainer.model, dict(batch)).item()
@@ -196,6 +207,59 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
             nll -= tuned_logp[i, at].gather(-1, labels[i, at][:, None]).sum().item()
     assert kl > 0 and loss == pytest.approx((nll + 0.5 * kl) / tokens, rel=1e-4)
     # the KL on its own (the loss is mostly the other rows' cross-entropy): its curve is that mean
+    assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
+
+
+def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained, tiny_model_dir, tmp_path):
+    """train.anchor.teacher closed_book: an anchored row's completion tokens cost KL(base || tuned), the
+    base reading that completion after the question alone, tokenized as TRL tokenizes a closed-book
+    example; the tuned model reads the row's own prompt, passages and all."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from tasks.params import AnchorParams
+    from tasks.prompt import conversation
+    from tasks.schema import read_jsonl
+    from tasks.train import anchored_row
+    from tasks.trainer import completion_head_trainer
+
+    root, _ = trained
+    records = read_jsonl(root / "data" / "train.jsonl")
+    anchored = ("ctx_irrelevant", "ctx_support")
+    passaged = [r for r in records if r["setting"] in anchored][:3]
+    records = passaged + [r for r in records if r["contexts"] and r["setting"] not in anchored][:3]
+    assert len(records) == 6 and all(r["contexts"] for r in records)
+    anchor = AnchorParams(weight=0.5, settings=list(anchored), teacher="closed_book")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = Dataset.from_list([anchored_row(anchor, tok)(r) for r in records])
+    trainer, batch, load = _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path)
+    order = [next(i for i, r in enumerate(records) if r["contexts"][0] in tok.decode(ids)) for ids in batch["input_ids"]]
+    assert sorted(order) == list(range(6)) and batch["anchor"].tolist() == [i < 3 for i in order]
+    loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+
+    # the base's side, tokenized by TRL itself: the anchored records with their passages taken away
+    bare = Dataset.from_list([conversation({**r, "contexts": []}) for r in passaged])
+    plain = completion_head_trainer()(model=load(), args=trainer.args, train_dataset=bare, processing_class=tok)
+    base, labels = load(), batch["labels"][:, 1:]
+    with torch.no_grad():
+        tuned_logp = torch.log_softmax(trainer.model(input_ids=batch["input_ids"],
+                                                     attention_mask=batch["attention_mask"]).logits.float(), -1)[:, :-1]
+    nll, kl, tokens, anchored_tokens = 0.0, 0.0, 0, 0
+    for i, k in enumerate(order):
+        at = (labels[i] != -100).nonzero()[:, 0]
+        tokens += len(at)
+        if k >= 3:
+            nll -= tuned_logp[i, at].gather(-1, labels[i, at][:, None]).sum().item()
+            continue
+        row = plain.train_dataset[k]
+        ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
+        assert torch.equal(ids[mask], batch["input_ids"][i, at + 1]), "the same completion after either prompt"
+        with torch.no_grad():
+            p = torch.log_softmax(base(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
+        kl += (p.exp() * (p - tuned_logp[i, at])).sum().item()
+        anchored_tokens += len(at)
+    assert kl > 0 and loss == pytest.approx((nll + 0.5 * kl) / tokens, rel=1e-4)
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
