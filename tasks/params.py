@@ -156,6 +156,15 @@ class AnchorParams(Section):
                              f"({[s for s, spec in SETTINGS.items() if not spec.conflict]})")
         return v
 
+    @field_validator("teacher")
+    @classmethod
+    def _passages_that_bear(cls, v: str, info) -> str:
+        # a supporting passage states the answer: the base without it would teach the model to pass it by
+        if v == "closed_book" and "ctx_support" in info.data.get("settings", []):
+            raise ValueError("closed_book: ctx_support's passage answers the question, so the base reading the "
+                             "question alone is no teacher for it; anchor it with same_prompt or leave it out")
+        return v
+
 
 class TrainParams(Section):
     method: Literal["sft", "dpo", "sft+dpo"] = Field(
@@ -164,6 +173,20 @@ class TrainParams(Section):
     lora: LoraParams
     dpo: DpoParams
     anchor: AnchorParams
+    consistency_weight: float = Field(
+        ge=0, description="Irrelevant-context examples also cost KL(tuned reading the question alone || tuned reading "
+                          "the passage too) on their completion tokens, times this, beside their cross-entropy (0: "
+                          "off): the closed-book side is held fixed, so a passage that does not bear on the question "
+                          "is taught to change nothing the model would have said without it.")
+
+    @field_validator("consistency_weight")
+    @classmethod
+    def _not_on_anchored_rows(cls, v: float, info) -> float:
+        anchor = info.data.get("anchor")
+        if v and anchor and anchor.weight and "ctx_irrelevant" in anchor.settings:
+            raise ValueError("train.anchor already trains ctx_irrelevant on the base's distribution in place of its "
+                             "text; set one of the two weights to 0 or take ctx_irrelevant out of the anchor's settings")
+        return v
     checkpoint_steps: int = Field(ge=0, description="Save a checkpoint every N steps of each phase; a killed train "
                                                     "stage resumes from the newest (0: none).")
     learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")

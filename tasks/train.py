@@ -26,7 +26,7 @@ from tasks.modeling import (
     pick_device,
     release_memory,
 )
-from tasks.params import AnchorParams, Params, TrainParams
+from tasks.params import Params, TrainParams
 from tasks.prompt import conversation, preference, prompt_ids
 from tasks.schema import (
     ADAPTER_DIR,
@@ -151,8 +151,10 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
     _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
-    if p.anchor.weight:
-        _check_anchor(p, records, where)
+    for key, weight, settings in (("train.anchor", p.anchor.weight, p.anchor.settings),
+                                  ("train.consistency_weight", p.consistency_weight, ["ctx_irrelevant"])):
+        if weight:
+            _check_extra_loss(p, key, settings, records, where)
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         per_step = p.dpo.batch_size * p.dpo.grad_accum
@@ -161,9 +163,10 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"({per_step}) preference pairs; {where} has {pairs} (examples with rejected/error_type)")
     with init_empty_weights():  # the architecture without its weights: module names, no memory
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
-    if p.anchor.weight and not plain_lm_head(skeleton.config):
-        raise KprefError(f"train.anchor.weight: {base_dir}'s logits are scaled or capped after its head, which the "
-                         "anchor's trainer does not do; set the weight to 0")
+    if (p.anchor.weight or p.consistency_weight) and not plain_lm_head(skeleton.config):
+        key = "train.anchor.weight" if p.anchor.weight else "train.consistency_weight"
+        raise KprefError(f"{key}: {base_dir}'s logits are scaled or capped after its head, which the trainer of "
+                         "this loss does not do; set it to 0")
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
     if isinstance(targets, list) and p.lora.top_layers == 0:
         linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -173,15 +176,15 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"(it has {sorted(linear)})")
 
 
-def _check_anchor(p: TrainParams, records: list[dict], where: Path) -> None:
+def _check_extra_loss(p: TrainParams, key: str, settings: list[str], records: list[dict], where: Path) -> None:
+    """The anchor's and the consistency term's plan: an SFT phase, one process, examples to apply to."""
+    weight = "train.anchor.weight" if key == "train.anchor" else key
     if "sft" not in p.method:
-        raise KprefError(f"train.anchor.weight: the anchor is an SFT loss and train.method {p.method} has no SFT phase; "
-                         "set it to 0")
+        raise KprefError(f"{weight}: this is an SFT loss and train.method {p.method} has no SFT phase; set it to 0")
     if p.num_processes > 1:
-        raise KprefError("train.anchor.weight: the anchor's trainer is one process; set train.num_processes to 1 "
-                         "or the weight to 0")
-    if not any(r["setting"] in p.anchor.settings for r in records):
-        raise KprefError(f"train.anchor.settings: {where} has no example of {p.anchor.settings}")
+        raise KprefError(f"{weight}: its trainer is one process; set train.num_processes to 1 or {weight} to 0")
+    if not any(r["setting"] in settings for r in records):
+        raise KprefError(f"{key if key == weight else key + '.settings'}: {where} has no example of {settings}")
 
 
 def _check_processes(p: TrainParams) -> None:
@@ -272,13 +275,26 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
     return trainer.train(resume_from_checkpoint=resume), int(resume.rsplit("-", 1)[1]) if resume else None
 
 
-def anchored_row(anchor: AnchorParams, tok):
-    """A record as TRL's row, flagged `anchor` when its setting is anchored; with the closed-book
-    teacher, an anchored row also carries the prompt the base reads instead: its question alone."""
+def flagged_row(p: TrainParams, tok):
+    """A record as TRL's row, flagged for the anchor (`anchor`: its setting is anchored) and the
+    consistency term (`consistent`: an irrelevant-context example), each flagged row with the
+    prompt its teacher reads: the question alone, or under the anchor's same_prompt teacher the
+    row's own."""
+    anchored = set(p.anchor.settings) if p.anchor.weight else set()
+    consistent = {"ctx_irrelevant"} if p.consistency_weight else set()
+    reprompt = consistent or p.anchor.teacher == "closed_book"
+
     def row(r: dict) -> dict:
-        out = {**conversation(r), "anchor": r["setting"] in anchor.settings}
-        if anchor.teacher == "closed_book":
-            out["teacher_prompt"] = prompt_ids(tok, r["question"]) if out["anchor"] else []
+        out = conversation(r)
+        if anchored:
+            out["anchor"] = r["setting"] in anchored
+        if consistent:
+            out["consistent"] = r["setting"] in consistent
+        if reprompt:
+            bare = r["setting"] in consistent or p.anchor.teacher == "closed_book"
+            out["teacher_prompt"] = ([] if r["setting"] not in anchored | consistent else
+                                     prompt_ids(tok, r["question"]) if bare else
+                                     prompt_ids(tok, r["question"], r["contexts"], r["instruction"]))
         return out
     return row
 
@@ -288,12 +304,12 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
-    row = anchored_row(p.anchor, tok) if p.anchor.weight else conversation
+    row = flagged_row(p, tok) if p.anchor.weight or p.consistency_weight else conversation
     train_ds, eval_ds = _dataset(data["train"], row), _dataset(data["val"], row)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config, p.anchor.weight)(
+    trainer = sft_trainer_class(device, model.config, p.anchor.weight, p.consistency_weight)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )

@@ -2,7 +2,7 @@
 projects only completion tokens through the LM head, and attention runs eagerly (train.attention)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from tasks.launch import world_size
@@ -58,58 +58,68 @@ def reprompted(inputs: dict, rows, prompts) -> dict:
     return out
 
 
-def anchor_kl(model, inputs: dict, anchored, logp, autocast, prompts=None) -> tuple:
-    """KL(base || model) at each completion position of the `anchored` rows, and which positions those
-    are: the base is `model` with its adapter off, reading the same completion after the same prompt,
-    or after `prompts[row]` where given (train.anchor.teacher). `logp` holds the model's
-    log-probabilities at every completion position of the batch, in completion_logits' order."""
+def teacher_kl(model, inputs: dict, rows_on, logp, autocast, prompts=None, base: bool = True) -> tuple:
+    """KL(teacher || model) at each completion position of the rows `rows_on` marks, and which
+    positions those are. The teacher reads the same completion after the same prompt, or after
+    `prompts[row]` where given; it is the base (`model` with its adapter off) or, with `base` false,
+    `model` itself, held fixed (no gradient). `logp` holds the model's log-probabilities at every
+    completion position of the batch, in completion_logits' order."""
     import torch
 
-    rows = anchored.nonzero()[:, 0]
+    rows = rows_on.nonzero()[:, 0]
     sub = (reprompted(inputs, rows, prompts) if prompts is not None else
            {k: v[rows] for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids", "labels")})
-    with torch.no_grad(), model.disable_adapter():
+    with torch.no_grad(), model.disable_adapter() if base else nullcontext():
         ref, _ = completion_logits(model, sub, autocast)
     ref_logp = torch.log_softmax(ref, -1)
     # completion_logits orders positions row by row, so those rows' positions come in the same order
-    on = anchored[(inputs["labels"][:, 1:] != -100).nonzero()[:, 0]]
+    on = rows_on[(inputs["labels"][:, 1:] != -100).nonzero()[:, 0]]
     return (ref_logp.exp() * (ref_logp - logp[on])).sum(-1), on
 
 
-def completion_head_trainer(anchor_weight: float = 0.0):
+def completion_head_trainer(anchor_weight: float = 0.0, consistency_weight: float = 0.0):
     """SFTTrainer whose loss projects only completion tokens through the LM head (completion_logits):
     1.47x faster steps on 2 CPU cores, the same loss (docs/decisions.md). With `anchor_weight`, the
-    rows a batch marks `anchor` are distilled from the base (anchor_kl) instead of trained on their text,
-    the base reading each row's `teacher_prompt` where the batch has one."""
+    rows a batch marks `anchor` are distilled from the base instead of trained on their text, the
+    base reading each row's `teacher_prompt` where the batch has one (train.anchor). With
+    `consistency_weight`, the rows marked `consistent` also cost the KL from the model itself reading
+    their `teacher_prompt`, the question alone (train.consistency_weight)."""
     import torch
     from trl import SFTTrainer
+
+    flagged = bool(anchor_weight or consistency_weight)
 
     class CompletionHeadSFTTrainer(SFTTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            if anchor_weight:  # the rows' flags reach compute_loss through the batch
-                self.data_collator = AnchorCollator(self.data_collator)
+            if flagged:  # the rows' flags reach compute_loss through the batch
+                self.data_collator = FlagCollator(self.data_collator)
 
         def _set_signature_columns_if_needed(self):
             super()._set_signature_columns_if_needed()
-            if anchor_weight:
-                missing = [c for c in ANCHOR_COLUMNS if c not in self._signature_columns]
+            if flagged:
+                missing = [c for c in FLAG_COLUMNS if c not in self._signature_columns]
                 self._signature_columns = [*self._signature_columns, *missing]
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            anchored, prompts = inputs.pop("anchor", None), inputs.pop("teacher_prompt", None)
+            anchored, consistent, prompts = (inputs.pop(c, None) for c in FLAG_COLUMNS)
             if return_outputs:  # callers that want the full logits get TRL's own path
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            logits, target = completion_logits(model, inputs, self.accelerator.autocast)
+            autocast = self.accelerator.autocast
+            logits, target = completion_logits(model, inputs, autocast)
             logp = torch.log_softmax(logits, -1)
             nll = -logp.gather(-1, target[:, None])[:, 0]
             metrics = self._metrics["train" if model.training else "eval"]
+            keep, extra = torch.ones_like(nll, dtype=torch.bool), 0.0
             if anchored is not None and anchored.any():
-                kl, on = anchor_kl(model, inputs, anchored, logp, self.accelerator.autocast, prompts)
+                kl, on = teacher_kl(model, inputs, anchored, logp, autocast, prompts)
                 metrics["anchor_kl"].append(kl.mean().item())
-                loss = nll[~on].sum() + anchor_weight * kl.sum()
-            else:
-                loss = nll.sum()
+                keep, extra = ~on, anchor_weight * kl.sum()
+            if consistent is not None and consistent.any():
+                kl, _ = teacher_kl(model, inputs, consistent, logp, autocast, prompts, base=False)
+                metrics["consistency_kl"].append(kl.mean().item())
+                extra = extra + consistency_weight * kl.sum()
+            loss = nll[keep].sum() + extra
             n = target.numel() if num_items_in_batch is None else num_items_in_batch
             with torch.no_grad():  # the curves TRL logs for SFT
                 valid = max(target.numel(), 1)
@@ -120,13 +130,14 @@ def completion_head_trainer(anchor_weight: float = 0.0):
     return CompletionHeadSFTTrainer
 
 
-# the dataset columns the anchor reads: each row's flag, and the prompt its base reads (token ids; optional)
-ANCHOR_COLUMNS = ("anchor", "teacher_prompt")
+# the dataset columns the anchor and the consistency term read: each row's flags, and the prompt its
+# teacher reads (token ids; optional)
+FLAG_COLUMNS = ("anchor", "consistent", "teacher_prompt")
 
 
-class AnchorCollator:
-    """TRL's collator, with each row's `anchor` flag, and its `teacher_prompt` where the rows have
-    one, carried into the batch."""
+class FlagCollator:
+    """TRL's collator, with each row's `anchor` and `consistent` flags, and its `teacher_prompt`,
+    carried into the batch where the rows have them."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -134,24 +145,29 @@ class AnchorCollator:
     def __call__(self, examples: list[dict]) -> dict:
         import torch
 
-        batch = self.inner([{k: v for k, v in e.items() if k not in ANCHOR_COLUMNS} for e in examples])
-        batch["anchor"] = torch.tensor([bool(e["anchor"]) for e in examples])
+        batch = self.inner([{k: v for k, v in e.items() if k not in FLAG_COLUMNS} for e in examples])
+        for flag in ("anchor", "consistent"):
+            if flag in examples[0]:
+                batch[flag] = torch.tensor([bool(e[flag]) for e in examples])
         if "teacher_prompt" in examples[0]:
             batch["teacher_prompt"] = [torch.tensor(e["teacher_prompt"], dtype=torch.long) for e in examples]
         return batch
 
 
-def sft_trainer_class(device, config, anchor_weight: float = 0.0):
+def sft_trainer_class(device, config, anchor_weight: float = 0.0, consistency_weight: float = 0.0):
     """On Triton devices TRL's fused head already keeps to the completion; elsewhere ours does, in
     one process (it calls the backbone directly, past DistributedDataParallel's gradient sync). The
-    anchor (train.anchor) is ours alone, so with it ours runs on every device."""
+    anchor and the consistency term are ours alone, so with either ours runs on every device."""
     from trl import SFTTrainer
 
     ours = plain_lm_head(config) and world_size() == 1
-    if anchor_weight and not ours:
-        raise KprefError("train.anchor.weight: the anchor needs one training process and a model whose logits are "
-                         "its head's output (Llama, SmolLM2, Qwen, Mistral); set it to 0 for this run")
-    return completion_head_trainer(anchor_weight) if ours and (anchor_weight or device.name != "cuda") else SFTTrainer
+    for key, weight in (("train.anchor.weight", anchor_weight), ("train.consistency_weight", consistency_weight)):
+        if weight and not ours:
+            raise KprefError(f"{key}: this loss needs one training process and a model whose logits are its head's "
+                             "output (Llama, SmolLM2, Qwen, Mistral); set it to 0 for this run")
+    if ours and (anchor_weight or consistency_weight or device.name != "cuda"):
+        return completion_head_trainer(anchor_weight, consistency_weight)
+    return SFTTrainer
 
 
 def attention_kernel(choice: str, device: Device) -> str | None:

@@ -145,10 +145,10 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
     assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values()), "the merge takes the fp32 weights back"
 
 
-def _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path):
-    """The anchor's trainer (weight 0.5) on `ds`, all six rows one fp32 batch, its LoRA moved off
-    zero (a fresh LoRA is the base itself, and the KL would have nothing to say): (trainer, that
-    batch, a loader of the base on its own)."""
+def _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor: float = 0.5, consistency: float = 0.0):
+    """Our trainer with the anchor's and the consistency term's weights on `ds`, all six rows one fp32
+    batch, its LoRA moved off zero (a fresh LoRA is the base itself, and the anchor's KL would have
+    nothing to say): (trainer, that batch, a loader of the base on its own)."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
@@ -160,8 +160,8 @@ def _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path):
     load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
     lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     torch.manual_seed(0)
-    trainer = completion_head_trainer(0.5)(model=load(), args=args, train_dataset=ds, processing_class=tok,
-                                           peft_config=lora)
+    trainer = completion_head_trainer(anchor, consistency)(model=load(), args=args, train_dataset=ds,
+                                                           processing_class=tok, peft_config=lora)
     with torch.no_grad():
         for name, w in trainer.model.named_parameters():
             if "lora_B" in name:
@@ -186,7 +186,7 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     marked = {r["question"]: i % 2 == 0 for i, r in enumerate(records)}
     ds = Dataset.from_list([{**conversation(r), "anchor": marked[r["question"]]} for r in records])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    trainer, batch, load = _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path)
+    trainer, batch, load = _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path)
     rows_marked = [next(v for q, v in marked.items() if q in tok.decode(ids)) for ids in batch["input_ids"]]
     assert batch["anchor"].tolist() == rows_marked and any(rows_marked) and not all(rows_marked)
     loss = trainer.compute_loss(trainer.model, dict(batch)).item()
@@ -218,23 +218,24 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from tasks.params import AnchorParams
-    from tasks.prompt import conversation
+    from tasks.prompt import conversation, render
     from tasks.schema import read_jsonl
-    from tasks.train import anchored_row
+    from tasks.train import flagged_row
     from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")
-    anchored = ("ctx_irrelevant", "ctx_support")
-    passaged = [r for r in records if r["setting"] in anchored][:3]
+    anchored = ("ctx_irrelevant", "closed_book")
+    passaged = [r for r in records if r["setting"] == "ctx_irrelevant"][:2]
+    passaged += [r for r in records if r["setting"] == "closed_book"][:1]
     records = passaged + [r for r in records if r["contexts"] and r["setting"] not in anchored][:3]
-    assert len(records) == 6 and all(r["contexts"] for r in records)
-    anchor = AnchorParams(weight=0.5, settings=list(anchored), teacher="closed_book")
+    assert len(records) == 6 and sum(bool(r["contexts"]) for r in records) == 5
+    p = shipped({"train": {"anchor": {"weight": 0.5, "settings": list(anchored), "teacher": "closed_book"}}}).train
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = Dataset.from_list([anchored_row(anchor, tok)(r) for r in records])
-    trainer, batch, load = _anchored_first_batch(ds, tok, tiny_model_dir, tmp_path)
-    order = [next(i for i, r in enumerate(records) if r["contexts"][0] in tok.decode(ids)) for ids in batch["input_ids"]]
+    ds = Dataset.from_list([flagged_row(p, tok)(r) for r in records])
+    trainer, batch, load = _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path)
+    order = [next(i for i, r in enumerate(records) if render(tok, r["question"], r["contexts"], r["instruction"])
+                  in tok.decode(ids)) for ids in batch["input_ids"]]
     assert sorted(order) == list(range(6)) and batch["anchor"].tolist() == [i < 3 for i in order]
     loss = trainer.compute_loss(trainer.model, dict(batch)).item()
 
@@ -263,6 +264,64 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
+def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_answer(trained, tiny_model_dir,
+                                                                                   tmp_path):
+    """train.consistency_weight: an irrelevant-context row costs its cross-entropy plus weight x
+    KL(tuned reading the question alone || tuned reading the passage too), the closed-book side held
+    fixed. The loss, the LoRA gradient and the logged KL equal an independent computation whose
+    closed-book side is TRL's own tokenization of the row without its passage."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from tasks.prompt import conversation, render
+    from tasks.schema import read_jsonl
+    from tasks.train import flagged_row
+    from tasks.trainer import completion_head_trainer
+
+    root, _ = trained
+    records = read_jsonl(root / "data" / "train.jsonl")
+    irrelevant = [r for r in records if r["setting"] == "ctx_irrelevant"][:2]
+    records = irrelevant + [r for r in records if r["setting"] != "ctx_irrelevant"][:4]
+    p = shipped({"train": {"anchor": {"weight": 0.0}, "consistency_weight": 0.5}}).train
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = Dataset.from_list([flagged_row(p, tok)(r) for r in records])
+    trainer, batch, load = _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor=0.0, consistency=0.5)
+    order = [next(i for i, r in enumerate(records) if render(tok, r["question"], r["contexts"], r["instruction"])
+                  in tok.decode(ids)) for ids in batch["input_ids"]]
+    assert sorted(order) == list(range(6)) and batch["consistent"].tolist() == [k < 2 for k in order]
+    assert "anchor" not in batch
+    lora = [w for name, w in trainer.model.named_parameters() if w.requires_grad]
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    loss.backward()
+    ours, loss = [w.grad.clone() for w in lora], loss.item()
+    for w in lora:
+        w.grad = None
+
+    bare = Dataset.from_list([conversation({**r, "contexts": []}) for r in irrelevant])
+    plain = completion_head_trainer()(model=load(), args=trainer.args, train_dataset=bare, processing_class=tok)
+    labels = batch["labels"][:, 1:]
+    logp = torch.log_softmax(trainer.model(input_ids=batch["input_ids"],
+                                           attention_mask=batch["attention_mask"]).logits.float(), -1)[:, :-1]
+    total, kl, tokens, consistent_tokens = 0.0, 0.0, 0, 0
+    for i, k in enumerate(order):
+        at = (labels[i] != -100).nonzero()[:, 0]
+        tokens += len(at)
+        total = total - logp[i, at].gather(-1, labels[i, at][:, None]).sum()
+        if k < 2:
+            row = plain.train_dataset[k]
+            ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
+            with torch.no_grad():
+                q = torch.log_softmax(trainer.model(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
+            term = (q.exp() * (q - logp[i, at])).sum()
+            total, kl, consistent_tokens = total + 0.5 * term, kl + term.item(), consistent_tokens + len(at)
+    expected = total / tokens
+    expected.backward()
+    assert kl > 0 and loss == pytest.approx(expected.item(), rel=1e-4)
+    assert all(torch.allclose(a, w.grad, rtol=1e-3, atol=1e-7) for a, w in zip(ours, lora))
+    assert trainer._metrics["train"]["consistency_kl"] == [pytest.approx(kl / consistent_tokens, rel=1e-3)]
+
+
 def test_sft_with_the_anchor_logs_its_kl_and_differs_from_plain_sft(trained, tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
@@ -275,7 +334,7 @@ def test_sft_with_the_anchor_logs_its_kl_and_differs_from_plain_sft(trained, tin
     assert any(not (ours[k] == plain[k]).all() for k in ours)
 
 
-def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained, tiny_model_dir, tmp_path):
+def test_an_anchor_or_consistency_term_the_data_or_params_cannot_carry_is_named(trained, tiny_model_dir, tmp_path):
     import shutil
 
     from pydantic import ValidationError
@@ -296,6 +355,14 @@ def test_an_anchor_on_settings_the_data_lacks_or_on_a_conflict_is_named(trained,
         check_plan(p, capped, read_jsonl(root / "data" / "train.jsonl"), "x.jsonl")
     with pytest.raises(ValidationError, match=r"train.anchor.settings\n.*\['ctx_counterfactual'\]: not a setting"):
         shipped({"train": {"anchor": {"weight": 1.0, "settings": ["ctx_counterfactual"]}}})
+    with pytest.raises(ValidationError, match=r"train.consistency_weight\n.*train.anchor already trains ctx_irrelevant"):
+        shipped({"train": {"anchor": {"weight": 1.0, "settings": ["ctx_irrelevant"]}, "consistency_weight": 1.0}})
+    q = shipped({"train": {**TINY_TRAIN_RAW, "anchor": {"weight": 0.0}, "consistency_weight": 1.0}}).train
+    lacking = [r for r in read_jsonl(root / "data" / "train.jsonl") if r["setting"] != "ctx_irrelevant"]
+    with pytest.raises(KprefError, match=r"train.consistency_weight: x.jsonl has no example of \['ctx_irrelevant'\]"):
+        check_plan(q, tiny_model_dir, lacking, "x.jsonl")
+    with pytest.raises(ValidationError, match=r"train.anchor.teacher\n.*closed_book: ctx_support's passage answers"):
+        shipped({"train": {"anchor": {"weight": 1.0, "settings": ["ctx_support"], "teacher": "closed_book"}}})
 
 
 def test_completion_head_only_for_plain_heads(tiny_model_dir):
@@ -384,9 +451,12 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
     ({"num_processes": 4096}, r"train.num_processes: 4096 processes, but this machine has \d+ CPU cores"),
     ({"num_processes": 2, "batch_size": 3}, r"train.batch_size: 3 does not split over train.num_processes 2"),
     ({"method": "dpo", "anchor": {"weight": 1.0, "settings": ["closed_book"]}},
-     r"train.anchor.weight: the anchor is an SFT loss and train.method dpo has no SFT phase"),
+     r"train.anchor.weight: this is an SFT loss and train.method dpo has no SFT phase"),
     ({"anchor": {"weight": 1.0, "settings": ["closed_book"]}, "num_processes": 2},
-     r"train.anchor.weight: the anchor's trainer is one process"),
+     r"train.anchor.weight: its trainer is one process"),
+    ({"method": "dpo", "consistency_weight": 1.0},
+     r"train.consistency_weight: this is an SFT loss and train.method dpo has no SFT phase"),
+    ({"consistency_weight": 1.0, "num_processes": 2}, r"train.consistency_weight: its trainer is one process"),
 ])
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
