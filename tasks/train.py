@@ -42,6 +42,9 @@ from tasks.trainer import frozen_weights_in, load_trainable, plain_lm_head, sft_
 
 log = logging.getLogger(__name__)
 
+# the settings train.consistency_weight applies to: a passage there must change no answer
+CONSISTENT_SETTINGS = ("ctx_irrelevant",)
+
 
 def run(p: Params, root: Path) -> None:
     t = p.train
@@ -151,10 +154,11 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
     _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
-    for key, weight, settings in (("train.anchor", p.anchor.weight, p.anchor.settings),
-                                  ("train.consistency_weight", p.consistency_weight, ["ctx_irrelevant"])):
-        if weight:
-            _check_extra_loss(p, key, settings, records, where)
+    if p.anchor.weight:
+        _check_extra_loss(p, "train.anchor.weight", "train.anchor.settings", p.anchor.settings, records, where)
+    if p.consistency_weight:
+        _check_extra_loss(p, "train.consistency_weight", "train.consistency_weight", CONSISTENT_SETTINGS, records,
+                          where)
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         per_step = p.dpo.batch_size * p.dpo.grad_accum
@@ -176,15 +180,15 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"(it has {sorted(linear)})")
 
 
-def _check_extra_loss(p: TrainParams, key: str, settings: list[str], records: list[dict], where: Path) -> None:
+def _check_extra_loss(p: TrainParams, weight_key: str, settings_key: str, settings, records: list[dict],
+                      where: Path) -> None:
     """The anchor's and the consistency term's plan: an SFT phase, one process, examples to apply to."""
-    weight = "train.anchor.weight" if key == "train.anchor" else key
     if "sft" not in p.method:
-        raise KprefError(f"{weight}: this is an SFT loss and train.method {p.method} has no SFT phase; set it to 0")
+        raise KprefError(f"{weight_key}: this is an SFT loss and train.method {p.method} has no SFT phase; set it to 0")
     if p.num_processes > 1:
-        raise KprefError(f"{weight}: its trainer is one process; set train.num_processes to 1 or {weight} to 0")
+        raise KprefError(f"{weight_key}: its trainer is one process; set train.num_processes to 1 or {weight_key} to 0")
     if not any(r["setting"] in settings for r in records):
-        raise KprefError(f"{key if key == weight else key + '.settings'}: {where} has no example of {settings}")
+        raise KprefError(f"{settings_key}: {where} has no example of {list(settings)}")
 
 
 def _check_processes(p: TrainParams) -> None:
@@ -278,11 +282,18 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
 def flagged_row(p: TrainParams, tok):
     """A record as TRL's row, flagged for the anchor (`anchor`: its setting is anchored) and the
     consistency term (`consistent`: an irrelevant-context example), each flagged row with the
-    prompt its teacher reads: the question alone, or under the anchor's same_prompt teacher the
-    row's own."""
+    prompt its teacher reads (`teacher_prompt`, where a teacher reads another prompt than the row's)."""
     anchored = set(p.anchor.settings) if p.anchor.weight else set()
-    consistent = {"ctx_irrelevant"} if p.consistency_weight else set()
-    reprompt = consistent or p.anchor.teacher == "closed_book"
+    consistent = set(CONSISTENT_SETTINGS) if p.consistency_weight else set()
+
+    def teacher_prompt(r: dict) -> list[int]:
+        # params keep the two sets apart; the consistency term's teacher, and the anchor's closed-book
+        # one, read the question alone
+        if r["setting"] in consistent or (r["setting"] in anchored and p.anchor.teacher == "closed_book"):
+            return prompt_ids(tok, r["question"])
+        if r["setting"] in anchored:
+            return prompt_ids(tok, r["question"], r["contexts"], r["instruction"])
+        return []
 
     def row(r: dict) -> dict:
         out = conversation(r)
@@ -290,11 +301,8 @@ def flagged_row(p: TrainParams, tok):
             out["anchor"] = r["setting"] in anchored
         if consistent:
             out["consistent"] = r["setting"] in consistent
-        if reprompt:
-            bare = r["setting"] in consistent or p.anchor.teacher == "closed_book"
-            out["teacher_prompt"] = ([] if r["setting"] not in anchored | consistent else
-                                     prompt_ids(tok, r["question"]) if bare else
-                                     prompt_ids(tok, r["question"], r["contexts"], r["instruction"]))
+        if consistent or p.anchor.teacher == "closed_book":
+            out["teacher_prompt"] = teacher_prompt(r)
         return out
     return row
 

@@ -210,6 +210,26 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
+def _closed_book_side(records, teacher, tok, args, load):
+    """Each record asked without its passages, tokenized by TRL itself, as `teacher` reads it: per
+    record, (its completion tokens, the teacher's log-probabilities at the positions predicting them)."""
+    import torch
+    from datasets import Dataset
+
+    from tasks.prompt import conversation
+    from tasks.trainer import completion_head_trainer
+
+    bare = Dataset.from_list([conversation({**r, "contexts": []}) for r in records])
+    plain = completion_head_trainer()(model=load(), args=args, train_dataset=bare, processing_class=tok)
+    side = []
+    for row in plain.train_dataset:
+        ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
+        with torch.no_grad():
+            logp = torch.log_softmax(teacher(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
+        side.append((ids[mask], logp))
+    return side
+
+
 def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained, tiny_model_dir, tmp_path):
     """train.anchor.teacher closed_book: an anchored row's completion tokens cost KL(base || tuned), the
     base reading that completion after the question alone, tokenized as TRL tokenizes a closed-book
@@ -218,10 +238,9 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from tasks.prompt import conversation, render
+    from tasks.prompt import render
     from tasks.schema import read_jsonl
     from tasks.train import flagged_row
-    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")
@@ -239,10 +258,8 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
     assert sorted(order) == list(range(6)) and batch["anchor"].tolist() == [i < 3 for i in order]
     loss = trainer.compute_loss(trainer.model, dict(batch)).item()
 
-    # the base's side, tokenized by TRL itself: the anchored records with their passages taken away
-    bare = Dataset.from_list([conversation({**r, "contexts": []}) for r in passaged])
-    plain = completion_head_trainer()(model=load(), args=trainer.args, train_dataset=bare, processing_class=tok)
-    base, labels = load(), batch["labels"][:, 1:]
+    closed = _closed_book_side(passaged, load(), tok, trainer.args, load)
+    labels = batch["labels"][:, 1:]
     with torch.no_grad():
         tuned_logp = torch.log_softmax(trainer.model(input_ids=batch["input_ids"],
                                                      attention_mask=batch["attention_mask"]).logits.float(), -1)[:, :-1]
@@ -253,11 +270,8 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
         if k >= 3:
             nll -= tuned_logp[i, at].gather(-1, labels[i, at][:, None]).sum().item()
             continue
-        row = plain.train_dataset[k]
-        ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
-        assert torch.equal(ids[mask], batch["input_ids"][i, at + 1]), "the same completion after either prompt"
-        with torch.no_grad():
-            p = torch.log_softmax(base(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
+        completion, p = closed[k]
+        assert torch.equal(completion, batch["input_ids"][i, at + 1]), "the same completion after either prompt"
         kl += (p.exp() * (p - tuned_logp[i, at])).sum().item()
         anchored_tokens += len(at)
     assert kl > 0 and loss == pytest.approx((nll + 0.5 * kl) / tokens, rel=1e-4)
@@ -274,10 +288,9 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from tasks.prompt import conversation, render
+    from tasks.prompt import render
     from tasks.schema import read_jsonl
     from tasks.train import flagged_row
-    from tasks.trainer import completion_head_trainer
 
     root, _ = trained
     records = read_jsonl(root / "data" / "train.jsonl")
@@ -298,8 +311,7 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
     for w in lora:
         w.grad = None
 
-    bare = Dataset.from_list([conversation({**r, "contexts": []}) for r in irrelevant])
-    plain = completion_head_trainer()(model=load(), args=trainer.args, train_dataset=bare, processing_class=tok)
+    closed = _closed_book_side(irrelevant, trainer.model, tok, trainer.args, load)
     labels = batch["labels"][:, 1:]
     logp = torch.log_softmax(trainer.model(input_ids=batch["input_ids"],
                                            attention_mask=batch["attention_mask"]).logits.float(), -1)[:, :-1]
@@ -309,10 +321,8 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
         tokens += len(at)
         total = total - logp[i, at].gather(-1, labels[i, at][:, None]).sum()
         if k < 2:
-            row = plain.train_dataset[k]
-            ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
-            with torch.no_grad():
-                q = torch.log_softmax(trainer.model(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
+            completion, q = closed[k]
+            assert torch.equal(completion, batch["input_ids"][i, at + 1]), "the same completion after either prompt"
             term = (q.exp() * (q - logp[i, at])).sum()
             total, kl, consistent_tokens = total + 0.5 * term, kl + term.item(), consistent_tokens + len(at)
     expected = total / tokens
