@@ -174,10 +174,13 @@ class TrainParams(Section):
     dpo: DpoParams
     anchor: AnchorParams
     consistency_weight: float = Field(
-        ge=0, description="Irrelevant-context examples also cost KL(tuned reading the question alone || tuned reading "
-                          "the passage too) on their completion tokens, times this, beside their cross-entropy (0: "
-                          "off): the closed-book side is held fixed, so a passage that does not bear on the question "
-                          "is taught to change nothing the model would have said without it.")
+        ge=0, description="Irrelevant-context examples also cost a KL between the tuned model reading the question "
+                          "alone and reading the passage too, on their completion tokens, times this, beside their "
+                          "cross-entropy (0: off); train.consistency_teacher says which side is held fixed.")
+    consistency_teacher: Literal["closed_book", "passage"] = Field(
+        description="Which side of train.consistency_weight's KL is held fixed: closed_book, the model reading the "
+                    "question alone (the passage side learns to change nothing); passage, the model reading the "
+                    "irrelevant passage too (the closed-book side learns to answer as it does beside a passage).")
 
     @field_validator("consistency_weight")
     @classmethod

@@ -317,7 +317,8 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config, p.anchor.weight, p.consistency_weight)(
+    trainer = sft_trainer_class(device, model.config, p.anchor.weight, p.consistency_weight,
+                                p.consistency_teacher)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )

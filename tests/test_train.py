@@ -145,7 +145,8 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
     assert all(w.dtype == torch.float32 for w in runs["bf16"][1].values()), "the merge takes the fp32 weights back"
 
 
-def _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor: float = 0.5, consistency: float = 0.0):
+def _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor: float = 0.5, consistency: float = 0.0,
+                         consistency_teacher: str = "closed_book"):
     """Our trainer with the anchor's and the consistency term's weights on `ds`, all six rows one fp32
     batch, its LoRA moved off zero (a fresh LoRA is the base itself, and the anchor's KL would have
     nothing to say): (trainer, that batch, a loader of the base on its own)."""
@@ -160,8 +161,8 @@ def _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor: float = 0.5,
     load = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
     lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     torch.manual_seed(0)
-    trainer = completion_head_trainer(anchor, consistency)(model=load(), args=args, train_dataset=ds,
-                                                           processing_class=tok, peft_config=lora)
+    trainer = completion_head_trainer(anchor, consistency, consistency_teacher)(
+        model=load(), args=args, train_dataset=ds, processing_class=tok, peft_config=lora)
     with torch.no_grad():
         for name, w in trainer.model.named_parameters():
             if "lora_B" in name:
@@ -210,9 +211,12 @@ def test_the_anchor_distils_its_rows_from_the_base_and_trains_the_others_on_thei
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
-def _closed_book_side(records, teacher, tok, args, load):
+def _closed_book_side(records, teacher, tok, args, load, grad: bool = False):
     """Each record asked without its passages, tokenized by TRL itself, as `teacher` reads it: per
-    record, (its completion tokens, the teacher's log-probabilities at the positions predicting them)."""
+    record, (its completion tokens, the teacher's log-probabilities at the positions predicting them),
+    those with their gradient where `grad`."""
+    from contextlib import nullcontext
+
     import torch
     from datasets import Dataset
 
@@ -224,7 +228,7 @@ def _closed_book_side(records, teacher, tok, args, load):
     side = []
     for row in plain.train_dataset:
         ids, mask = torch.tensor(row["input_ids"]), torch.tensor(row["labels"]) != -100
-        with torch.no_grad():
+        with nullcontext() if grad else torch.no_grad():
             logp = torch.log_softmax(teacher(input_ids=ids[None]).logits.float(), -1)[0, :-1][mask[1:]]
         side.append((ids[mask], logp))
     return side
@@ -278,12 +282,14 @@ def test_the_closed_book_teacher_is_the_base_reading_the_question_alone(trained,
     assert trainer._metrics["train"]["anchor_kl"] == [pytest.approx(kl / anchored_tokens, rel=1e-3)]
 
 
-def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_answer(trained, tiny_model_dir,
-                                                                                   tmp_path):
+@pytest.mark.parametrize("teacher", ["closed_book", "passage"])
+def test_the_consistency_term_holds_a_passage_and_the_model_s_own_closed_book_answer_together(
+        trained, tiny_model_dir, tmp_path, teacher):
     """train.consistency_weight: an irrelevant-context row costs its cross-entropy plus weight x
     KL(tuned reading the question alone || tuned reading the passage too), the closed-book side held
-    fixed. The loss, the LoRA gradient and the logged KL equal an independent computation whose
-    closed-book side is TRL's own tokenization of the row without its passage."""
+    fixed; with train.consistency_teacher passage, KL(the passage side || the closed-book side), the
+    passage side held fixed. The loss, the LoRA gradient and the logged KL equal an independent
+    computation whose closed-book side is TRL's own tokenization of the row without its passage."""
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -296,10 +302,12 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
     records = read_jsonl(root / "data" / "train.jsonl")
     irrelevant = [r for r in records if r["setting"] == "ctx_irrelevant"][:2]
     records = irrelevant + [r for r in records if r["setting"] != "ctx_irrelevant"][:4]
-    p = shipped({"train": {"anchor": {"weight": 0.0}, "consistency_weight": 0.5}}).train
+    p = shipped({"train": {"anchor": {"weight": 0.0}, "consistency_weight": 0.5,
+                           "consistency_teacher": teacher}}).train
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     ds = Dataset.from_list([flagged_row(p, tok)(r) for r in records])
-    trainer, batch, load = _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor=0.0, consistency=0.5)
+    trainer, batch, load = _flagged_first_batch(ds, tok, tiny_model_dir, tmp_path, anchor=0.0, consistency=0.5,
+                                                consistency_teacher=teacher)
     order = [next(i for i, r in enumerate(records) if render(tok, r["question"], r["contexts"], r["instruction"])
                   in tok.decode(ids)) for ids in batch["input_ids"]]
     assert sorted(order) == list(range(6)) and batch["consistent"].tolist() == [k < 2 for k in order]
@@ -311,7 +319,7 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
     for w in lora:
         w.grad = None
 
-    closed = _closed_book_side(irrelevant, trainer.model, tok, trainer.args, load)
+    closed = _closed_book_side(irrelevant, trainer.model, tok, trainer.args, load, grad=teacher == "passage")
     labels = batch["labels"][:, 1:]
     logp = torch.log_softmax(trainer.model(input_ids=batch["input_ids"],
                                            attention_mask=batch["attention_mask"]).logits.float(), -1)[:, :-1]
@@ -323,7 +331,8 @@ def test_the_consistency_term_holds_a_passage_to_the_model_s_own_closed_book_ans
         if k < 2:
             completion, q = closed[k]
             assert torch.equal(completion, batch["input_ids"][i, at + 1]), "the same completion after either prompt"
-            term = (q.exp() * (q - logp[i, at])).sum()
+            fixed, learns = (q, logp[i, at]) if teacher == "closed_book" else (logp[i, at].detach(), q)
+            term = (fixed.exp() * (fixed - learns)).sum()
             total, kl, consistent_tokens = total + 0.5 * term, kl + term.item(), consistent_tokens + len(at)
     expected = total / tokens
     expected.backward()
