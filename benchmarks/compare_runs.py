@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tasks.evaluate import base_known_ids, case_flags, paired_deltas
+from tasks.evaluate import base_known_ids, case_flags, case_of, paired_deltas
 from tasks.metrics import describe_delta, paired_bootstrap
 from tasks.schema import SETTINGS, read_jsonl
 
@@ -43,14 +43,15 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> dict[str, tuple[str, 
     if conflict:
         ca, cb = [a[i] for i in conflict], [b[i] for i in conflict]
         out["conflict adherence"] = (_rate(ca, "correct"), _rate(cb, "correct"),
-                                     paired_bootstrap([r["correct"] for r in ca], [r["correct"] for r in cb]))
+                                     paired_bootstrap([r["correct"] for r in ca], [r["correct"] for r in cb],
+                                                      groups=[case_of(r) for r in ca]))
     known = base_known_ids(base)
     for label, keep in (("robustness", lambda r: True), ("robustness, base-known", lambda r: r["id"] in known)):
         robust = [i for i, r in enumerate(a) if "robust" in r and keep(r)]
         if robust:
             ra, rb = [a[i] for i in robust], [b[i] for i in robust]
             out[f"{label} ({len(robust)})"] = (_rate(ra, "robust"), _rate(rb, "robust"), paired_bootstrap(
-                [r["robust"] for r in ra], [r["robust"] for r in rb]))
+                [r["robust"] for r in ra], [r["robust"] for r in rb], groups=[case_of(r) for r in ra]))
     deltas = paired_deltas(a, b)
     cb_a = [r for r in a if r["setting"] == "closed_book"]
     cb_b = [r for r in b if r["setting"] == "closed_book"]

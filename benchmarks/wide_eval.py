@@ -10,8 +10,11 @@ The test split asks 60 irrelevant-context questions and each OOD split 32 per se
 run's figure carries a 95% interval of 10-25 points. This draws `--n` more questions per
 setting from the same held-out subjects and relations (synthesis with other seeds: other
 questions, phrasings and distractor passages; the split's own prompts left out), answers
-them with the pipeline's batching, and prints each figure with its 95% Wilson interval.
-RUN is a finished pipeline run (params.yaml, data/, models/).
+them with the pipeline's batching, and prints each figure with its 95% interval. A fact is asked
+several times (a draw of 600 asks about 230 facts of `test`, 2.6 times each), and its askings are
+answered alike, so every interval resamples facts, not questions (the cluster bootstrap; a
+question-level one would be up to 1.6 times too narrow). RUN is a finished pipeline run
+(params.yaml, data/, models/).
 
 robustness: base and tuned, on every question, on those answered right closed-book and on the
 rest, the misses per relation, and the ceiling if every known answer held beside any passage.
@@ -39,8 +42,15 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.evaluate import base_known_ids, evaluate_items, robustness_on_base_known  # noqa: E402
-from tasks.metrics import describe_delta, matches, normalize, paired_bootstrap, wilson_interval  # noqa: E402
+from tasks.evaluate import base_known_ids, evaluate_items  # noqa: E402
+from tasks.metrics import (  # noqa: E402
+    bootstrap_interval,
+    describe_delta,
+    matches,
+    normalize,
+    paired_bootstrap,
+    wilson_interval,
+)
 from tasks.modeling import load_model  # noqa: E402
 from tasks.params import Params, load_params  # noqa: E402
 from tasks.predict import same_answer  # noqa: E402
@@ -81,22 +91,29 @@ def wide_items(run: Path, params: Params, n: int, split: str, settings: tuple[st
     return [r for s in settings for r in out[s]]
 
 
-def _rate(k: int, n: int) -> str:
-    if n == 0:
+def fact(row: dict) -> tuple[str, str]:
+    """What a question asks about: the unit every interval resamples."""
+    return row["subject"], row["relation"]
+
+
+def _flags_rate(flags: list[bool], facts: list) -> str:
+    if not flags:
         return "n/a (0 questions)"
-    lo, hi = wilson_interval(k, n)
-    return f"{k / n:.3f} ({k} of {n}; 95% CI {lo:.3f}-{hi:.3f})"
+    k, n, g = sum(flags), len(flags), len(set(facts))
+    # every answer alike: no resample varies, so Wilson's interval with one observation a fact
+    lo, hi = bootstrap_interval(flags, groups=facts) if 0 < k < n else wilson_interval(g if k else 0, g)
+    return f"{k / n:.3f} ({k} of {n} on {g} facts; 95% CI {lo:.3f}-{hi:.3f})"
 
 
-def _flags_rate(flags: list[bool]) -> str:
-    return _rate(sum(flags), len(flags))
+def _where(keep: list[bool], flags: list[bool], facts: list) -> tuple[list[bool], list]:
+    return [x for x, k in zip(flags, keep) if k], [f for f, k in zip(facts, keep) if k]
 
 
 def robustness(run: Path, params: Params, n: int, models: list[str], show: int) -> None:
     ev = params.evaluate
     rows = wide_items(run, params, n, "test", ("ctx_irrelevant",))
     items = [EvalItem.from_example(r) for r in rows]
-    relation = {r["id"]: r["relation"] for r in rows}
+    relation, facts = {r["id"]: r["relation"] for r in rows}, [fact(r) for r in rows]
     print(f"{len(items)} irrelevant-context questions on held-out subjects, {len({r['subject'] for r in rows})} subjects")
     for name in models:
         model, tok = load_model(run / name, precision=ev.precision)
@@ -106,8 +123,10 @@ def robustness(run: Path, params: Params, n: int, models: list[str], show: int) 
         k, total = sum(s for s, _, _ in same), len(same)
         kk, nk = sum(s for s, known, _ in same if known), sum(known for _, known, _ in same)
         misses, asked = Counter(rel for s, _, rel in same if not s), Counter(rel for _, _, rel in same)
-        print(f"- {name}: robustness {_rate(k, total)}; answered right closed-book {_rate(kk, nk)}; answered wrong "
-              f"{_rate(k - kk, total - nk)}; misses per relation "
+        robust, known = [s for s, _, _ in same], [k for _, k, _ in same]
+        print(f"- {name}: robustness {_flags_rate(robust, facts)}; answered right closed-book "
+              f"{_flags_rate(*_where(known, robust, facts))}; answered wrong "
+              f"{_flags_rate(*_where([not k for k in known], robust, facts))}; misses per relation "
               + ", ".join(f"{rel} {misses[rel]}/{asked[rel]}" for rel in sorted(asked)), flush=True)
         # the part of the gap only a model that knows more (or keeps its made-up answers) can close
         print(f"  ceiling with every known answer stable: {(nk + k - kk) / total:.3f}", flush=True)
@@ -121,16 +140,19 @@ def adherence(run: Path, params: Params, n: int, split: str, models: dict[str, P
     """Per conflict setting, each model's adherence; every model after the first also paired against it."""
     # multi-hop is asked in the in-distribution test split only
     settings = tuple(s for s in CONFLICT_SETTINGS if split == "test" or s != "multi_hop")
-    items = [EvalItem.from_example(r) for r in wide_items(run, params, n, split, settings)]
+    rows = wide_items(run, params, n, split, settings)
+    items = [EvalItem.from_example(r) for r in rows]
     print(f"{split}: {len(items)} questions, up to {n} per conflict setting")
     preds = answer_all(models, items, params.evaluate)
+    facts = {s: [fact(r) for r in rows if r["setting"] == s] for s in settings}
     flags = {name: {s: [p["correct"] for p in ps if p["setting"] == s] for s in settings} for name, ps in preds.items()}
     for name, by_setting in flags.items():
-        print(f"- {name}: " + "; ".join(f"{s} {_flags_rate(f)}" for s, f in by_setting.items()), flush=True)
+        print(f"- {name}: " + "; ".join(f"{s} {_flags_rate(f, facts[s])}" for s, f in by_setting.items()), flush=True)
     first, *others = flags
     for name in others:
         print(f"  {name} - {first}, paired: " + "; ".join(
-            f"{s} {describe_delta(paired_bootstrap(flags[first][s], flags[name][s]))}" for s in settings))
+            f"{s} {describe_delta(paired_bootstrap(flags[first][s], flags[name][s], groups=facts[s]))}"
+            for s in settings))
 
 
 DOMAIN_CONFLICTS = ("ctx_counterfactual", "instr_only", "instr_vs_ctx")
@@ -177,15 +199,16 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
     right = {name: [p.get("closed_book_correct", p["correct"]) for p in preds[name]] for name in preds}
     said = {name: [p.get("closed_book_prediction", p["prediction"]) for p in preds[name]] for name in preds}
     base, tuned = right["models/base"], [name for name in preds if name != "models/base"]
-    irr_ids = {r["id"] for r in rows if r["setting"] == "ctx_irrelevant"}
-    b_irr = [p for p in preds["models/base"] if p["id"] in irr_ids]
+    facts = [fact(r) for r in rows]
+    on = lambda idx: [facts[i] for i in idx]  # noqa: E731
+    known = known_irrelevant(rows, preds["models/base"])
     if cb:
-        print(f"  closed-book: base {_flags_rate([base[i] for i in cb])}")
+        print(f"  closed-book: base {_flags_rate([base[i] for i in cb], on(cb))}")
     for name in tuned:
         print(f"  {name}:")
         if cb:
-            d = paired_bootstrap([base[i] for i in cb], [right[name][i] for i in cb])
-            print(f"    closed-book {_flags_rate([right[name][i] for i in cb])}; retention (tuned - base): "
+            d = paired_bootstrap([base[i] for i in cb], [right[name][i] for i in cb], groups=on(cb))
+            print(f"    closed-book {_flags_rate([right[name][i] for i in cb], on(cb))}; retention (tuned - base): "
                   f"{describe_delta(d)}")
             lost = [i for i in cb if base[i] and not right[name][i]]
             shapes = Counter(miss_shape(said[name][i]) for i in lost)
@@ -193,33 +216,38 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
             print(f"    known to the base, lost by tuning: {len(lost)} ({dict(shapes)}; per relation {dict(by_rel)})")
             for i in lost[:show]:
                 print(f"      {rows[i]['question']!r}: base {said['models/base'][i]!r} / tuned {said[name][i]!r}")
-        r = robustness_on_base_known(b_irr, [x for x in preds[name] if x["id"] in irr_ids])
-        if r:
-            print(f"    robustness on the {r['n_base_known']} facts the base knows "
-                  f"{r['irrelevant_robustness_base_known']:.3f} (95% CI {r['irrelevant_robustness_base_known_ci95']}); "
+        if known:
+            robust = [preds[name][i]["robust"] for i in known]
+            print(f"    robustness on the facts the base knows {_flags_rate(robust, on(known))}; "
                   f"its misses: {dict(robustness_misses(rows, preds['models/base'], preds[name]))}")
         for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
-            print(f"    {s}: {_flags_rate([p['correct'] for p in preds[name] if p['setting'] == s])}")
+            idx = [i for i, r in enumerate(rows) if r["setting"] == s]
+            print(f"    {s}: {_flags_rate([preds[name][i]['correct'] for i in idx], on(idx))}")
     for name in tuned[1:]:
-        _report_against(rows, preds, right, name, cb, irr_ids)
+        _report_against(rows, preds, right, name, cb, known, facts)
+
+
+def known_irrelevant(rows: list[dict], base: list[dict]) -> list[int]:
+    """The irrelevant-context questions whose fact the base model answers right closed-book."""
+    known = base_known_ids(base)
+    return [i for i, r in enumerate(rows) if r["setting"] == "ctx_irrelevant" and r["id"] in known]
 
 
 def _report_against(rows: list[dict], preds: dict[str, list[dict]], right: dict[str, list[bool]], name: str,
-                    cb: list[int], irr_ids: set[str]) -> None:
+                    cb: list[int], known: list[int], facts: list) -> None:
     """EXP's tuned model minus RUN's on the same questions: closed-book, robustness on base-known, conflicts."""
-    base, a, b = (preds[k] for k in ("models/base", "models/tuned", name))
+    a, b = preds["models/tuned"], preds[name]
 
     def paired(idx: list[int], key: str) -> str:
-        return describe_delta(paired_bootstrap([a[i][key] for i in idx], [b[i][key] for i in idx]))
+        return describe_delta(paired_bootstrap([a[i][key] for i in idx], [b[i][key] for i in idx],
+                                               groups=[facts[i] for i in idx]))
 
     print(f"  {name} - models/tuned, paired:")
     if cb:
-        print(f"    closed-book: "
-              f"{describe_delta(paired_bootstrap([right['models/tuned'][i] for i in cb], [right[name][i] for i in cb]))}")
-    known_irr = irr_ids & base_known_ids(base)
-    known = [i for i, r in enumerate(rows) if r["id"] in known_irr]
+        print("    closed-book: " + describe_delta(paired_bootstrap(
+            [right["models/tuned"][i] for i in cb], [right[name][i] for i in cb], groups=[facts[i] for i in cb])))
     if known:
-        print(f"    robustness on the {len(known)} facts the base knows: {paired(known, 'robust')}")
+        print(f"    robustness on the {len(known)} questions of facts the base knows: {paired(known, 'robust')}")
     conflict = [i for i, r in enumerate(rows) if r["setting"] in CONFLICT_SETTINGS]
     if conflict:
         print(f"    conflict adherence ({len(conflict)}): {paired(conflict, 'correct')}")

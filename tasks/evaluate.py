@@ -66,18 +66,21 @@ def evaluate_items(model, tok, items: Sequence[EvalItem], batch_size: int = 16, 
 
 def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
     """Every figure with its 95% bootstrap interval (`<key>_ci95`): the share of questions a
-    setting holds is often a few dozen, and a rate without its interval invites over-reading."""
+    setting holds is often a few dozen, and a rate without its interval invites over-reading.
+    Questions of one case (`group`) are resampled together (case_of)."""
     by_setting: dict[str, list[bool]] = defaultdict(list)
+    cases_of: dict[str, list[str]] = defaultdict(list)
     by_source: dict[str, list[bool]] = defaultdict(list)
     for it, p in zip(items, preds):
         by_setting[it.setting].append(p["correct"])
+        cases_of[it.setting].append(case_of(p))
         by_source[it.expected_source].append(p["correct"])
-    correct = [p["correct"] for p in preds]
+    correct, cases_all = [p["correct"] for p in preds], [case_of(p) for p in preds]
     m: dict = {"n": len(preds)}
     for key, flags in (("adherence", correct), ("em", [p["em"] for p in preds]), ("f1", [p["f1"] for p in preds])):
-        m[key], m[f"{key}_ci95"] = rate(flags), bootstrap_interval(flags)
+        m[key], m[f"{key}_ci95"] = rate(flags), bootstrap_interval(flags, groups=cases_all)
     m["adherence_by_setting"] = {s: rate(v) for s, v in sorted(by_setting.items())}
-    m["adherence_by_setting_ci95"] = {s: bootstrap_interval(v) for s, v in sorted(by_setting.items())}
+    m["adherence_by_setting_ci95"] = {s: bootstrap_interval(v, groups=cases_of[s]) for s, v in sorted(by_setting.items())}
     m["adherence_by_source"] = {s: rate(v) for s, v in sorted(by_source.items())}
     cases = case_flags(preds)
     if cases:  # MQuAKE's rule: a case counts when any of its questions is answered
@@ -172,21 +175,31 @@ def paired_deltas(base: list[dict], tuned: list[dict]) -> dict:
              "closed_book_retention": [(b, t) for b, t in zip(base, tuned) if b["setting"] == "closed_book"]}
     for key, rows in pairs.items():
         if rows:
-            d = paired_bootstrap([b["correct"] for b, _ in rows], [t["correct"] for _, t in rows])
+            d = _paired(rows)
             out[key], out[f"{key}_ci95"], out[f"{key}_significant"] = d["delta"], d["ci95"], d["significant"]
     by_setting: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     for b, t in zip(base, tuned):
         by_setting[b["setting"]].append((b, t))
-    out["by_setting"] = {s: _paired([b["correct"] for b, _ in rows], [t["correct"] for _, t in rows])
-                         for s, rows in sorted(by_setting.items())}
+    out["by_setting"] = {s: _paired(rows) for s, rows in sorted(by_setting.items())}
     cb, ct = case_flags(base), case_flags(tuned)
     if cb:
-        out["case_by_setting"] = {s: _paired(list(g.values()), [ct[s][k] for k in g]) for s, g in cb.items()}
+        out["case_by_setting"] = {s: _delta(paired_bootstrap(list(g.values()), [ct[s][k] for k in g]))
+                                  for s, g in cb.items()}
     return out
 
 
-def _paired(before: list[bool], after: list[bool]) -> dict:
-    d = paired_bootstrap(before, after)
+def case_of(pred: dict) -> str:
+    """The unit a bootstrap resamples: a question's case (MQuAKE's three paraphrases of one multi-hop
+    question are answered alike, so drawn one by one they would read as three cases), else itself."""
+    return pred.get("group") or pred["id"]
+
+
+def _paired(rows: list[tuple[dict, dict]]) -> dict:
+    return _delta(paired_bootstrap([b["correct"] for b, _ in rows], [t["correct"] for _, t in rows],
+                                   groups=[case_of(b) for b, _ in rows]))
+
+
+def _delta(d: dict) -> dict:
     return {"delta": d["delta"], "ci95": d["ci95"], "significant": d["significant"]}
 
 

@@ -79,38 +79,58 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> list[float] | None:
     return [round((centre - half) / (1 + z * z / n), 4), round((centre + half) / (1 + z * z / n), 4)]
 
 
-def _percentiles(x, n_boot: int, seed: int) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of x's mean over `n_boot` seeded resamples of its entries."""
+def _percentiles(x, n_boot: int, seed: int, groups: Sequence | None = None) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of x's mean over `n_boot` seeded resamples of its entries,
+    or with `groups` of its groups (the cluster bootstrap): questions that ask one fact are
+    answered alike, so resampling them one by one would treat k askings as k facts and draw the
+    interval too narrow. With one question per group the two draw the same resamples."""
     import numpy as np
 
-    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
-    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    if groups is not None and len(groups) != len(x):
+        raise ValueError(f"groups: {len(groups)} keys for {len(x)} questions")
+    number = {k: i for i, k in enumerate(dict.fromkeys(groups))} if groups is not None else {}
+    rng = np.random.default_rng(seed)
+    if len(number) in (0, len(x)):  # no groups, or one question each: the plain draws, bit for bit
+        idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+        lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+        return float(lo), float(hi)
+    which = np.asarray([number[g] for g in groups])  # numbered in first-seen order, so seeded draws repeat
+    sums, sizes = np.bincount(which, weights=x), np.bincount(which)
+    idx = rng.integers(0, len(number), size=(n_boot, len(number)))
+    lo, hi = np.percentile(sums[idx].sum(axis=1) / sizes[idx].sum(axis=1), [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def bootstrap_interval(flags: Sequence[float], n_boot: int = 2000, seed: int = 0) -> list[float] | None:
+def bootstrap_interval(flags: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                       groups: Sequence | None = None) -> list[float] | None:
     """95% percentile interval of a mean from resampling its questions (seeded: same answers,
-    same interval): how far a rate on a few hundred questions may be from the model's own."""
+    same interval): how far a rate on a few hundred questions may be from the model's own. With
+    `groups` (one key per question, e.g. its fact), whole groups are resampled (_percentiles)."""
     import numpy as np
 
     if not len(flags):
         return None
-    lo, hi = _percentiles(np.asarray(flags, dtype=float), n_boot, seed)
+    lo, hi = _percentiles(np.asarray(flags, dtype=float), n_boot, seed, groups)
     return [round(lo, 4), round(hi, 4)]
 
 
-def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict:
+def paired_bootstrap(before: Sequence[float], after: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                     groups: Sequence | None = None) -> dict:
     """after - before on the same questions, with a 95% percentile interval from resampling the
     questions (Efron's paired bootstrap): the two models' answers to one question move together,
-    so the interval is narrower than two independent ones would suggest."""
+    so the interval is narrower than two independent ones would suggest. With `groups`, whole
+    groups of questions are resampled, as bootstrap_interval does."""
     import numpy as np
 
     if len(before) != len(after) or not before:
         raise ValueError("paired_bootstrap needs two equally long, non-empty samples")
     diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    lo, hi = _percentiles(diff, n_boot, seed)
-    return {"delta": round(float(diff.mean()), 4), "ci95": [round(lo, 4), round(hi, 4)],
-            "significant": bool(lo > 0 or hi < 0), "n": len(diff)}
+    lo, hi = _percentiles(diff, n_boot, seed, groups)
+    out = {"delta": round(float(diff.mean()), 4), "ci95": [round(lo, 4), round(hi, 4)],
+           "significant": bool(lo > 0 or hi < 0), "n": len(diff)}
+    if groups is not None:
+        out["groups"] = len(set(groups))
+    return out
 
 
 def describe_delta(d: dict) -> str:

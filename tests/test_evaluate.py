@@ -68,6 +68,25 @@ def test_paired_deltas_pair_questions_by_id():
         paired_deltas(base, tuned[::-1])
 
 
+def test_a_cases_questions_are_resampled_together():
+    from tasks.evaluate import summarize
+    from tasks.metrics import bootstrap_interval, paired_bootstrap
+    from tasks.schema import EvalItem
+
+    # 30 cases, three paraphrases each answered alike: 30 observations, not 90
+    solved = [c % 3 != 0 for c in range(30)]
+    rows = [_row(f"{c}/{k}", "multi_hop", solved[c], group=f"case{c}", em=0.0, f1=0.0, expected_source="context")
+            for c in range(30) for k in range(3)]
+    items = [EvalItem(r["id"], "q", None, ["x"], ["a"], "context", "multi_hop", group=r["group"]) for r in rows]
+    m = summarize(items, rows)
+    assert m["adherence_by_setting_ci95"]["multi_hop"] == bootstrap_interval(solved) == m["adherence_ci95"]
+    assert bootstrap_interval([r["correct"] for r in rows]) != bootstrap_interval(solved)  # what it would read
+    before = [dict(r, correct=False) for r in rows]
+    d = paired_deltas(before, rows)
+    assert d["by_setting"]["multi_hop"]["ci95"] == paired_bootstrap([False] * 30, solved)["ci95"]
+    assert d["adherence_ci95"] == d["by_setting"]["multi_hop"]["ci95"]
+
+
 def test_robustness_on_base_known_uses_the_base_models_facts():
     base = [_row(i, "ctx_irrelevant", True, robust=True, closed_book_correct=i < 3) for i in range(5)]
     # the tuned model forgot q0 (wrong closed-book, and it moved): it still counts against it

@@ -85,3 +85,31 @@ def test_metric_changes_pairs_the_tuned_models_figures_by_split():
         {"name": "test", "key": "adherence", "now": 0.75, "before": 0.5, "change": 0.25},
         {"name": "test", "key": "closed_book_accuracy", "now": 0.6, "before": None, "change": None},
         {"name": "mquake", "key": "adherence", "now": 0.9, "before": None, "change": None}]
+
+
+def test_grouped_bootstrap_resamples_whole_facts():
+    from tasks.metrics import bootstrap_interval
+
+    flags = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1] * 6
+    # one question per fact: the very draws of the ungrouped bootstrap
+    assert bootstrap_interval(flags, groups=list(range(60))) == bootstrap_interval(flags)
+    # each fact asked three times: three times the questions, no more facts, so no narrower interval
+    asked_thrice = [f for f in flags for _ in range(3)]
+    facts = [i for i in range(60) for _ in range(3)]
+    assert bootstrap_interval(asked_thrice, groups=facts) == bootstrap_interval(flags)
+    narrow = bootstrap_interval(asked_thrice)
+    assert narrow[1] - narrow[0] < 0.75 * (bootstrap_interval(flags)[1] - bootstrap_interval(flags)[0])
+    # facts of different sizes: the rate is per question, the resample per fact
+    lo, hi = bootstrap_interval([1, 1, 1, 0], groups=["a", "a", "a", "b"])
+    assert (lo, hi) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="groups: 2 keys for 3 questions"):
+        bootstrap_interval([1, 0, 1], groups=["a", "b"])
+
+
+def test_grouped_paired_bootstrap():
+    before, after = [0, 1] * 30, [1, 1] * 30
+    thrice = lambda xs: [x for x in xs for _ in range(3)]  # noqa: E731
+    d = paired_bootstrap(thrice(before), thrice(after), groups=thrice(range(60)))
+    assert d["ci95"] == paired_bootstrap(before, after)["ci95"] and d["n"] == 180 and d["groups"] == 60
+    assert paired_bootstrap(thrice(before), thrice(after))["ci95"] != d["ci95"]
+    assert "groups" not in paired_bootstrap(before, after)
