@@ -13,7 +13,7 @@ questions, phrasings and distractor passages; the split's own prompts left out),
 them with the pipeline's batching, and prints each figure with its 95% interval. A fact is asked
 several times (a draw of 600 asks about 230 facts of `test`, 2.6 times each), and its askings are
 answered alike, so every interval resamples facts, not questions (the cluster bootstrap; a
-question-level one would be up to 1.6 times too narrow). RUN is a finished pipeline run
+question-level one would be up to 2 times too narrow). RUN is a finished pipeline run
 (params.yaml, data/, models/).
 
 robustness: base and tuned, on every question, on those answered right closed-book and on the
