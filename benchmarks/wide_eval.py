@@ -175,12 +175,12 @@ def miss_shape(prediction: str) -> str:
     return "wrong or no object"
 
 
-def robustness_misses(rows: list[dict], base: list[dict], tuned: list[dict]) -> Counter:
-    """Why the tuned model's answer moved beside an irrelevant passage, on the facts the base knows."""
+def robustness_misses(rows: list[dict], known: list[int], tuned: list[dict]) -> Counter:
+    """Why the tuned model's answer moved beside an irrelevant passage, on the facts the base knows
+    (`known`: known_irrelevant's indices)."""
     out: Counter = Counter()
-    known = base_known_ids(base)
-    for row, t in zip(rows, tuned):
-        if row["setting"] != "ctx_irrelevant" or row["id"] not in known or t["robust"]:
+    for row, t in ((rows[i], tuned[i]) for i in known):
+        if t["robust"]:
             continue
         if not t["closed_book_correct"]:
             out["wrong closed-book, right beside the passage" if t["correct"] else "wrong both ways"] += 1
@@ -219,7 +219,7 @@ def report_split(split: str, rows: list[dict], preds: dict[str, list[dict]], sho
         if known:
             robust = [preds[name][i]["robust"] for i in known]
             print(f"    robustness on the facts the base knows {_flags_rate(robust, on(known))}; "
-                  f"its misses: {dict(robustness_misses(rows, preds['models/base'], preds[name]))}")
+                  f"its misses: {dict(robustness_misses(rows, known, preds[name]))}")
         for s in DOMAIN_CONFLICTS if split == OOD_DOMAIN else ():
             idx = [i for i, r in enumerate(rows) if r["setting"] == s]
             print(f"    {s}: {_flags_rate([preds[name][i]['correct'] for i in idx], on(idx))}")
