@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(ROOT / "params.yaml")
     split = params.facts.split
-    facts = probed_facts(read_facts(ROOT / FACTS), split.ood_relations, split.conflict_sources, split.made_up_replay)
+    facts = probed_facts(read_facts(ROOT / FACTS), split.ood_relations, split.conflict_sources)
     relations = read_relations(ROOT / RELATIONS)
     names = sorted({f.relation for f in facts})
     first = set(names[: max(1, round(len(names) * args.share))])

@@ -61,11 +61,6 @@ def collect_facts(params: FactsParams, seed: int) -> tuple[list[Fact], dict[str,
     if unknown:
         raise KprefError(f"facts.split.ood_relations: {unknown} is not a relation of any enabled source "
                          f"({sorted(relations)})")
-    made_up = {f.relation for f in facts.values() if f.source in params.split.conflict_sources}
-    stray = sorted(set(params.split.made_up_replay) - made_up)
-    if stray:
-        raise KprefError(f"facts.split.made_up_replay: {stray} is not a relation of a conflict source "
-                         f"({sorted(made_up)})")
     held_out = set(params.split.ood_domains)
     trained_only = {*params.split.replay_sources, *params.split.conflict_sources}
     apart = held_out | trained_only  # sources outside the subject split

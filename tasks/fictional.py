@@ -6,9 +6,7 @@ Every other source is geography or codes, so the tuned model had only ever copie
 or a passage in a dozen relations; asked about a new one ("Who founded SpaceX?", with four edits
 given) it evaded rather than read the edit. No model knows these facts, so they only serve the
 settings where an instruction or a context answers (`facts.split.conflict_sources`): the probe
-never asks them and no memory setting is built on them, but for the relations
-`facts.split.made_up_replay` names, replayed on the base model's own guess so that the question
-keeps its shape. Same seed and Faker version, same facts.
+never asks them and no memory setting is built on them. Same seed and Faker version, same facts.
 """
 from __future__ import annotations
 

@@ -61,33 +61,9 @@ class SynthesizeParams(Section):
     context_formats: dict[Literal["sentence", "paragraph", "passages"], float] = Field(
         description="How a relevant context is shown: one sentence, a paragraph with distractors, numbered passages.")
     parametric_target: Literal["model", "world"] = Field(
-        description="Train targets for parametric settings: the base model's own closed-book answer, or the world's.")
-    parametric_completion: Literal["statement", "own_words"] = Field(
-        description="How a memory target is said in training: the relation's statement, or the base model's own "
-                    "closed-book sentence where it names the target (replay of how the base answers).")
-    answer_shape: Literal["statement", "question"] = Field(
-        description="How a training answer is said: in the relation's statement, or in the asked question's words "
-                    "('Which city is the capital of X?' -> 'Y is the capital of X.'); passages keep the statement.")
-    unknown_belief: Literal["abstain", "skip", "world"] = Field(
-        description="With parametric_target 'model', a fact the base model gave no clean answer to: 'I don't "
-                    "know.', left out of the parametric settings, or the world's answer.")
-    wrong_belief: Literal["keep", "skip"] = Field(
-        description="With parametric_target 'model', a fact the base model answers wrong closed-book: trained on "
-                    "its own answer (keep), or left out of the parametric settings (skip: memory is trained only "
-                    "where it is right). Made-up facts, which nobody remembers right, are never left out for it.")
-    typed_beliefs: bool = Field(
-        description="With parametric_target 'model', only a belief naming an object of the relation's type counts.")
-    unknown_relation_share: float = Field(
-        ge=0.0, le=1.0,
-        description="A relation the base model answers for fewer than this share of its facts is one it does not "
-                    "know: its unanswered facts are trained as 'I don't know.' (0: never).")
-    extra_assumptions: int = Field(
-        ge=0, le=5, description="Training's instructions state up to this many assumptions about other facts beside "
-                                "the one asked (public benchmarks give several edits at once); 0: one assumption.")
-    chained_hops: float = Field(
-        ge=0.0, le=1.0, description="Share of training's multi-hop examples whose both hops are edits (the city "
-                                    "moves, and its new country's X changes), a chain as MQuAKE gives its edits; "
-                                    "0: one edit, the other hop a passage.")
+        description="Train targets for the memory settings (closed_book, ctx_irrelevant): the base model's own "
+                    "closed-book answer where it gave one naming an object of the relation's type (KAFT), or the "
+                    "world's answer (for a base model whose memory you would rather overwrite).")
     long_chains: float = Field(
         ge=0.0, le=1.0, description="Share of training's multi-hop examples that are a chain of 3-5 edits through "
                                     "the made-up people, companies and books to a real country's X (MQuAKE-hard's "
@@ -135,61 +111,12 @@ class DpoParams(Section):
     beta: float = Field(gt=0, description="DPO beta: how far the policy may move from the reference.")
 
 
-class AnchorParams(Section):
-    weight: float = Field(ge=0, description="KL(base || tuned) on the completion tokens of `settings`' examples, in "
-                                            "place of their cross-entropy, times this (0: off): the base model's "
-                                            "whole next-token distribution is their target, not one answer.")
-    settings: list[str] = Field(description="The settings so anchored: closed_book, ctx_support or ctx_irrelevant "
-                                            "(the base reads the example's passages, or none, so a conflict's would "
-                                            "teach the world's answer).")
-    teacher: Literal["same_prompt", "closed_book"] = Field(
-        description="What the base reads before each anchored completion: same_prompt, the example's own prompt; "
-                    "closed_book, its question alone, so a passage that does not bear on it is taught to change "
-                    "nothing (context distillation).")
-
-    @field_validator("settings")
-    @classmethod
-    def _no_conflicts(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s not in SETTINGS or SETTINGS[s].conflict]
-        if bad:
-            raise ValueError(f"{bad}: not a setting whose answer the base model may give "
-                             f"({[s for s, spec in SETTINGS.items() if not spec.conflict]})")
-        return v
-
-    @field_validator("teacher")
-    @classmethod
-    def _passages_that_bear(cls, v: str, info) -> str:
-        # a supporting passage states the answer: the base without it would teach the model to pass it by
-        if v == "closed_book" and "ctx_support" in info.data.get("settings", []):
-            raise ValueError("closed_book: ctx_support's passage answers the question, so the base reading the "
-                             "question alone is no teacher for it; anchor it with same_prompt or leave it out")
-        return v
-
-
 class TrainParams(Section):
     method: Literal["sft", "dpo", "sft+dpo"] = Field(
         description="sft: LoRA SFT; dpo: DPO on the typed pairs from the base; sft+dpo: DPO on the SFT-merged model. "
                     "DPO's reference is the same model with its adapter switched off.")
     lora: LoraParams
     dpo: DpoParams
-    anchor: AnchorParams
-    consistency_weight: float = Field(
-        ge=0, description="Irrelevant-context examples also cost a KL between the tuned model reading the question "
-                          "alone and reading the passage too, on their completion tokens, times this, beside their "
-                          "cross-entropy (0: off); train.consistency_teacher says which side is held fixed.")
-    consistency_teacher: Literal["closed_book", "passage"] = Field(
-        description="Which side of train.consistency_weight's KL is held fixed: closed_book, the model reading the "
-                    "question alone (the passage side learns to change nothing); passage, the model reading the "
-                    "irrelevant passage too (the closed-book side learns to answer as it does beside a passage).")
-
-    @field_validator("consistency_weight")
-    @classmethod
-    def _not_on_anchored_rows(cls, v: float, info) -> float:
-        anchor = info.data.get("anchor")
-        if v and anchor and anchor.weight and "ctx_irrelevant" in anchor.settings:
-            raise ValueError("train.anchor already trains ctx_irrelevant on the base's distribution in place of its "
-                             "text; set one of the two weights to 0 or take ctx_irrelevant out of the anchor's settings")
-        return v
     checkpoint_steps: int = Field(ge=0, description="Save a checkpoint every N steps of each phase; a killed train "
                                                     "stage resumes from the newest (0: none).")
     learning_rate: float = Field(gt=0, lt=1, description="SFT peak learning rate (cosine schedule).")

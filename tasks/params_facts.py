@@ -131,14 +131,7 @@ class SplitParams(Section):
                     "base model's own answers: replay of what it knew beyond the conflict relations.")
     conflict_sources: tuple[str, ...] = Field(
         description="Fact sources only ever trained, in the settings an instruction or a context answers: facts no "
-                    "model knows (made up), so never probed and never in a memory setting but as made_up_replay says.")
-    made_up_replay: tuple[str, ...] = Field(
-        description="Relations of the conflict sources whose made-up facts the probe also asks and the memory "
-                    "settings replay with the base model's own answer (its guess keeps the question's shape: "
-                    "real people's citizenship, docs/decisions.md); [] for none.")
-    made_up_replay_weight: float | None = Field(
-        gt=0, description="Relative share of the memory settings' examples that replay made-up guesses, in place of "
-                          "their source's weight (lower: each guess repeated less); null: the source's weight.")
+                    "model knows (made up), so never probed and never in a memory setting.")
 
     @model_validator(mode="after")
     def _fractions(self):

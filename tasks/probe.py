@@ -4,7 +4,7 @@
                                        writes: data/probe.jsonl
 
 The answer is the model's own belief: the KAFT target for parametric settings (closed book,
-irrelevant context) when `synthesize.parametric_target` is 'model'. Answers are cached in
+irrelevant context) in training. Answers are cached in
 .kpref_cache/probe by model, prompt and batch, so enabling one more source probes only the new
 facts, and a warm cache gives the bytes a cold run gives.
 """
@@ -40,19 +40,16 @@ log = logging.getLogger(__name__)
 
 def run(p: Params, root: Path) -> None:
     sp = p.facts.split
-    facts = probed_facts(read_facts(root / FACTS), sp.ood_relations, sp.conflict_sources, sp.made_up_replay)
+    facts = probed_facts(read_facts(root / FACTS), sp.ood_relations, sp.conflict_sources)
     out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
                     root / PROBE_CACHE)
     log.info("probe: %s", out)
 
 
-def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = (),
-                 made_up_replay: tuple[str, ...] = ()) -> list[Fact]:
-    """What the probe asks: every training fact but the made-up sources' (no model knows them) save
-    the relations replayed in memory, and the held-out domain's, whose report reads what the base
-    model knew there."""
-    replayed = trained_facts([f for f in facts if f.source in made_up and f.relation in made_up_replay], ood_relations)
-    return trained_facts(facts, ood_relations, made_up) + replayed + [f for f in facts if f.split == OOD_DOMAIN]
+def probed_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
+    """What the probe asks: every training fact but the made-up sources' (no model knows them), and
+    the held-out domain's, whose report reads what the base model knew there."""
+    return trained_facts(facts, ood_relations, made_up) + [f for f in facts if f.split == OOD_DOMAIN]
 
 
 def probe_question(fact: Fact, relations: dict[str, Relation]) -> str:

@@ -8,14 +8,14 @@ facts, params and seed, same examples.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
 from tasks.chains import MADE_UP_HOPS, STARTS, walk
 from tasks.metrics import matches, overlaps
 from tasks.params import SynthesizeParams
-from tasks.schema import ABSTAIN, CARRIER_ERROR, SETTINGS, Fact, KprefError, Relation
+from tasks.schema import CARRIER_ERROR, SETTINGS, Fact, KprefError, Relation
 
 
 def weighted(rng: random.Random, weights: dict[str, float]) -> str:
@@ -47,12 +47,10 @@ class Draw:
     objects: dict[str, list[tuple[str, tuple[str, ...]]]]  # relation -> (object, aliases), all facts
     by_subject: dict[tuple[str, str], Fact]  # (relation, subject) -> fact, all facts
     beliefs: dict[str, str]
-    unknown_relations: frozenset[str]  # relations the model does not know: no answer means "I don't know"
     p: SynthesizeParams
     phrasing: Phrasing
     test: bool
     subject_split: str
-    texts: dict[str, str] = field(default_factory=dict)  # fact key -> the base model's own closed-book sentence
 
     @property
     def uses_beliefs(self) -> bool:
@@ -76,20 +74,19 @@ class Draw:
 
 @dataclass(frozen=True)
 class Ask:
-    """How one example is asked: the relation, the question and the drawn style and context format."""
+    """How one example is asked: the relation, the question and the drawn style and context format.
+    Every answer is the relation's one statement, whichever phrasing asked it."""
 
     rel: Relation
     template: str
     style: int
     fmt: str
-    shape: str = "statement"  # synthesize.answer_shape; test rows keep the statement (never scored)
 
     def question(self, f: Fact) -> str:
         return self.template.format(s=f.subject)
 
     def answer(self, s: str, o: str) -> str:
-        """A completion stating `o`: the statement, or (shape 'question') the asked question's own answer."""
-        return self.rel.answer(self.template, s, o) if self.shape == "question" else self.rel.say(s, o)
+        return self.rel.say(s, o)
 
 
 # -- the pieces recipes are made of -------------------------------------------------------------
@@ -134,33 +131,17 @@ def render_contexts(d: Draw, relevant: list[str], f: Fact, fmt: str) -> tuple[li
     return ([" ".join(passages)] if fmt != "passages" else passages), first
 
 
-def parametric(d: Draw, f: Fact, ask: Ask) -> tuple[str, tuple[str, ...], str]:
-    """(target, aliases, completion) when the model's own memory should answer.
-
-    The completion states the belief as every setting's answer is worded (`Ask.answer`), so the
-    tuned model's closed-book and irrelevant-context answers can be compared.
-    """
+def parametric(d: Draw, f: Fact) -> tuple[str, tuple[str, ...]]:
+    """(target, aliases) when the model's own memory should answer: in training, the base model's
+    own closed-book answer (KAFT, `synthesize.parametric_target`); in test, the world's."""
     belief = d.beliefs.get(f.key)
     if d.uses_beliefs and belief and belief != f.object:
-        return belief, (), said(d, f, ask, belief)
-    if d.uses_beliefs and not belief and (d.p.unknown_belief == "abstain" or f.relation in d.unknown_relations):
-        return ABSTAIN, (), ABSTAIN + "."
-    return f.object, f.aliases, said(d, f, ask, f.object)
-
-
-def said(d: Draw, f: Fact, ask: Ask, target: str) -> str:
-    """A memory target as the completion states it (`Ask.answer`), or with `parametric_completion: own_words`
-    the base model's own closed-book sentence naming it: tuning replays how the base answered, not only what."""
-    text = d.texts.get(f.key) if d.uses_beliefs and d.p.parametric_completion == "own_words" else None
-    # a whole sentence (not one cut off by the probe's token limit), short (25 words), naming the target
-    if text and text.endswith((".", "!", "?")) and matches(text, [target]) and len(text.split()) <= 25:
-        return text
-    return ask.answer(f.subject, target)
+        return belief, ()
+    return f.object, f.aliases
 
 
 def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, instruction: str | None = None,
-            contexts: list[str] = (), answers: dict | None = None, rejected: str | None = None,
-            completion: str | None = None) -> dict:
+            contexts: list[str] = (), answers: dict | None = None, rejected: str | None = None) -> dict:
     """The record of a one-hop example; the source and the pair's error type are the setting's."""
     spec = SETTINGS[setting]
     if rejected and matches(rejected, [target]):
@@ -170,8 +151,8 @@ def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, i
         "setting": setting, "subject": f.subject, "relation": f.relation, "question": ask.question(f),
         "instruction": instruction, "contexts": list(contexts), "target": target, "aliases": list(aliases),
         "expected_source": spec.source,
-        "answers": {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f, ask)[0]},
-        "world_answer": f.object, "completion": completion or ask.answer(f.subject, target), "source": f.source,
+        "answers": {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f)[0]},
+        "world_answer": f.object, "completion": ask.answer(f.subject, target), "source": f.source,
         "question_template": ask.template, "assumption_style": ask.style if instruction else None,
         "context_format": ask.fmt if contexts else None, "bridge": None,
         "rejected": rejected, "error_type": spec.error_type if rejected else None,
@@ -196,27 +177,26 @@ def build(d: Draw, setting: str, f: Fact) -> dict:
     rel = d.relations[f.relation]
     template = rel.questions[d.phrasing.pick(d.rng, len(rel.questions))]
     style = d.phrasing.pick(d.rng, d.p.assumption_styles)
-    ask = Ask(rel, template, style, weighted(d.rng, d.p.context_formats), "statement" if d.test else d.p.answer_shape)
+    ask = Ask(rel, template, style, weighted(d.rng, d.p.context_formats))
     return RECIPES[setting](d, f, ask)
 
 
 @recipe
 def closed_book(d: Draw, f: Fact, ask: Ask) -> dict:
-    target, aliases, completion = parametric(d, f, ask)
-    return example(d, "closed_book", f, ask, target, aliases, completion=completion)
+    target, aliases = parametric(d, f)
+    return example(d, "closed_book", f, ask, target, aliases)
 
 
 @recipe
 def ctx_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
     """Passages about other subjects only: memory answers, and copying a passage is the error."""
-    target, aliases, completion = parametric(d, f, ask)
+    target, aliases = parametric(d, f)
     ctx, g = render_contexts(d, [], f, ask.fmt)
     answers, rejected = {}, None
     if g is not None and g.relation == f.relation and not overlaps(g.object, f.object):
         answers["distractor"] = g.object
         rejected = ask.answer(f.subject, g.object)
-    return example(d, "ctx_irrelevant", f, ask, target, aliases, contexts=ctx, answers=answers, rejected=rejected,
-                   completion=completion)
+    return example(d, "ctx_irrelevant", f, ask, target, aliases, contexts=ctx, answers=answers, rejected=rejected)
 
 
 @recipe
@@ -254,25 +234,10 @@ def instr_irrelevant(d: Draw, f: Fact, ask: Ask) -> dict:
     return _context_wins(d, "instr_irrelevant", f, ask, ask.fmt)
 
 
-def assumptions(d: Draw, f: Fact, ask: Ask, target: str) -> str:
-    """The assumption about `f`, in training among up to `extra_assumptions` about other subjects
-    (in the same style, in a drawn order), as a user lists several edits at once."""
-    said = [ask.rel.assume(f.subject, target, ask.style)]
-    if d.test or not d.p.extra_assumptions:
-        return said[0]
-    used = {f.subject}
-    for _ in range(d.rng.randint(0, d.p.extra_assumptions)):
-        g = other_fact(d, f, used, same_relation=d.rng.random() < 0.5)
-        used.add(g.subject)
-        said.append(d.relations[g.relation].assume(g.subject, other_object(d, g, set())[0], ask.style))
-    d.rng.shuffle(said)
-    return " ".join(said)
-
-
 @recipe
 def instr_only(d: Draw, f: Fact, ask: Ask) -> dict:
     target, aliases = other_object(d, f, set(), use_source_cf=True)
-    return example(d, "instr_only", f, ask, target, aliases, instruction=assumptions(d, f, ask, target),
+    return example(d, "instr_only", f, ask, target, aliases, instruction=ask.rel.assume(f.subject, target, ask.style),
                    answers={"instruction": target}, rejected=ask.answer(f.subject, f.object))
 
 
@@ -281,7 +246,7 @@ def instr_vs_ctx(d: Draw, f: Fact, ask: Ask) -> dict:
     """An assumption and a relevant passage disagree: the assumption wins."""
     target, aliases = other_object(d, f, set(), use_source_cf=True)
     ctx_obj, _ = other_object(d, f, {target})
-    instruction = assumptions(d, f, ask, target)
+    instruction = ask.rel.assume(f.subject, target, ask.style)
     ctx, _ = render_contexts(d, [ask.rel.say(f.subject, ctx_obj)], f, ask.fmt)
     return example(d, "instr_vs_ctx", f, ask, target, aliases, instruction=instruction, contexts=ctx,
                    answers={"instruction": target, "context": ctx_obj}, rejected=ask.answer(f.subject, ctx_obj))
@@ -314,23 +279,12 @@ def _edit_second_hop(d: Draw, f: Fact, r2: str, hop2: Fact):
     return [(d.relations[r2], f.object, target)], target, aliases, f.object, [support]
 
 
-def _edit_both_hops(d: Draw, f: Fact, r2: str, hop2: Fact):
-    """The city moves and its new country's X changes too: a chain of edits, as MQuAKE gives them,
-    where the answer is the last edit's and neither country's own X."""
-    new_country = _new_country(d, f, r2, hop2.object)
-    moved = d.by_subject[(r2, new_country)]
-    target, aliases = other_object(d, moved, {hop2.object})
-    edits = [(d.relations["city_country"], f.subject, new_country), (d.relations[r2], new_country, target)]
-    d.rng.shuffle(edits)  # users list their edits in any order
-    return edits, target, aliases, new_country, []
-
-
 @recipe
 def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     """city -> country -> X: the edit changes the answer only through composition. The unedited
     hop comes as a retrieved passage, so the answer is composed from what the prompt says rather
-    than from the small model's memory of the other hop; with `chained_hops`, some training
-    examples edit both hops instead, and with `long_chains` some are a longer chain (tasks/chains.py)."""
+    than from the small model's memory of the other hop; with `long_chains`, some training examples
+    are a longer chain instead (tasks/chains.py)."""
     seconds = sorted(r for r, rel in d.relations.items() if rel.composed and d.hop_ok(r, f.object))
     if ("city_country", f.subject) not in d.by_subject or not seconds:
         raise KprefError(f"synthesize: no second hop for {f.subject!r}")
@@ -338,11 +292,10 @@ def multi_hop(d: Draw, f: Fact, ask: Ask) -> dict:
     rel2, hop2 = d.relations[r2], d.by_subject[(r2, f.object)]
     carrier = d.rng.choice(("instruction", "context"))
     first = d.rng.random() < 0.5
-    # each draw is made only when its knob is on, so with none the examples stay as they were
-    chain = not d.test and d.p.chained_hops > 0 and d.rng.random() < d.p.chained_hops
+    # the draw is made only when long chains are on, so with none the examples stay as they were
     if d.subject_split == "train" and d.p.long_chains > 0 and d.rng.random() < d.p.long_chains:
         return _long_chain(d, ask, carrier)
-    edit = _edit_both_hops if chain else _edit_first_hop if first else _edit_second_hop
+    edit = _edit_first_hop if first else _edit_second_hop
     edits, target, aliases, bridge, supports = edit(d, f, r2, hop2)
     return _multi_hop_row(d, ask, carrier, edits, supports, f, f"city_country+{r2}", rel2.composed,
                           (target, aliases), bridge, hop2)

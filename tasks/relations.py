@@ -17,7 +17,7 @@ from tasks.schema import Relation
 # answered in the one statement. With fewer forms the model answered an unseen one by mimicking
 # it ("Syria uses the US dollar.") and lost the passage (docs/decisions.md). The last
 # phrasing of each is held out (facts.split.ood_phrasings), so keep it last. `answers` says
-# each phrasing's answer in its own words, for `synthesize.answer_shape: question`.
+# each phrasing's answer in its own words (data of the relation; training answers in the statement).
 BUILTIN_RELATIONS: dict[str, Relation] = {
     r.name: r
     for r in (

@@ -202,7 +202,7 @@ def load_templates(path: str | Path) -> dict[str, Relation]:
             raise KprefError(f"{where}: field 'questions': every question needs the subject placeholder {{s}}")
         if "{s}" not in t["statement"] or "{o}" not in t["statement"]:
             raise KprefError(f"{where}: field 'statement' needs both {{s}} and {{o}}")
-        answers = t.get("answers") or []  # optional: each question's answer in its words (synthesize.answer_shape)
+        answers = t.get("answers") or []  # optional: each question's answer in its own words
         if not isinstance(answers, list) or (answers and len(answers) != len(qs)):
             raise KprefError(f"{where}: field 'answers' must list one statement per question ({len(qs)})")
         if not all(isinstance(a, str) and "{s}" in a and "{o}" in a for a in answers):

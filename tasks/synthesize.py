@@ -21,13 +21,12 @@ from pathlib import Path
 
 from tasks.atomic import write_jsonl
 from tasks.chains import check_chain_relations
-from tasks.metrics import first_sentence, matches, overlaps
+from tasks.metrics import overlaps
 from tasks.params import Params, SynthesizeParams
 from tasks.params_facts import FactsParams, SplitParams
 from tasks.prompt import prompt_key
 from tasks.recipes import Draw, Phrasing, build
 from tasks.schema import (
-    ABSTAIN,
     DATA_DIR,
     FACTS,
     OOD_DOMAIN,
@@ -39,11 +38,9 @@ from tasks.schema import (
     Fact,
     KprefError,
     Relation,
-    read_belief_texts,
     read_beliefs,
     read_facts,
     read_relations,
-    trained_facts,
 )
 
 log = logging.getLogger(__name__)
@@ -51,13 +48,10 @@ log = logging.getLogger(__name__)
 
 def run(p: Params, root: Path) -> None:
     splits = synthesize(read_facts(root / FACTS), read_relations(root / RELATIONS), read_beliefs(root / PROBE),
-                        p.synthesize, p.facts, p.base.seed, read_belief_texts(root / PROBE))
+                        p.synthesize, p.facts, p.base.seed)
     write_splits(splits, root / DATA_DIR)
     log.info("wrote %s", {k: len(v) for k, v in splits.items()})
     log.info("train mix: %s", split_stats(splits["train"]))
-    abstain = sorted({r["relation"] for r in splits["train"] if r["target"] == ABSTAIN})
-    if abstain:
-        log.info("trained to say %r: %s", ABSTAIN + ".", ", ".join(abstain))
 
 
 def allocate(n: int, weights: dict[str, float]) -> dict[str, int]:
@@ -78,14 +72,12 @@ class World:
     relations: dict[str, Relation]
     objects: dict[str, list[tuple[str, tuple[str, ...]]]]  # relation -> (object, aliases), sorted
     by_subject: dict[tuple[str, str], Fact]
-    beliefs: dict[str, str]
-    dont_know: frozenset[str]
+    beliefs: dict[str, str]  # fact key -> the base model's closed-book answer, where it names an object of the type
     source_weights: dict[str, float]
-    texts: dict[str, str]  # fact key -> the base model's first closed-book sentence
 
 
 def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams, texts: dict[str, str] | None = None) -> World:
+               facts_params: FactsParams) -> World:
     if p.mix.get("multi_hop", 0) > 0 and not any(f.relation == "city_country" for f in facts):
         raise KprefError("synthesize.mix.multi_hop needs city facts: enable facts.sources.cities")
     if p.long_chains > 0:
@@ -94,18 +86,13 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
     for f in facts:
         objects[f.relation].setdefault(f.object, f.aliases)
     pools = {rel: sorted(objs.items()) for rel, objs in objects.items()}
-    if p.typed_beliefs:
-        beliefs = typed(beliefs, facts, pools)
-    ood = set(facts_params.split.ood_relations)
-    return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, beliefs,
-                 unknown_relations(facts, beliefs, ood, p.unknown_relation_share, facts_params.split.conflict_sources),
-                 facts_params.sources.weights(),
-                 {k: first_sentence(t) for k, t in (texts or {}).items()})
+    return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, typed(beliefs, facts, pools),
+                 facts_params.sources.weights())
 
 
 def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams, seed: int, texts: dict[str, str] | None = None) -> dict[str, list[dict]]:
-    world = make_world(facts, relations, beliefs, p, facts_params, texts)
+               facts_params: FactsParams, seed: int) -> dict[str, list[dict]]:
+    world = make_world(facts, relations, beliefs, p, facts_params)
     return {split: split_examples(split, world, p, facts_params.split, seed) for split in SPLITS}
 
 
@@ -148,25 +135,18 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
         if n == 0 or not usable:
             continue
         draw = Draw(random.Random(f"{seed}:{split}:{setting}"), world.relations, pools, world.objects,
-                    world.by_subject, world.beliefs, world.dont_know, p, phrasing, test=split.startswith("test"),
-                    subject_split=subject_split, texts=world.texts)
+                    world.by_subject, world.beliefs, p, phrasing, test=split.startswith("test"),
+                    subject_split=subject_split)
         cands = _candidates(setting, split, usable, draw, world, p, sp)
         if cands:
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
             order_rng = random.Random(f"{seed}:{split}:closed_book") if setting == "ctx_irrelevant" else draw.rng
-            order = _weighted_order(cands, _weights(setting, world.source_weights, sp), n, order_rng)
+            order = _weighted_order(cands, world.source_weights, n, order_rng)
             rows += _draw_examples(setting, split, n, order, draw, seen, seed)
     if split in ("train", "val"):
         cap_pairs(rows, p.pairs.max_type_ratio, seed)
     return rows
-
-
-def _weights(setting: str, weights: dict[str, float], sp: SplitParams) -> dict[str, float]:
-    """Each source's share; in the memory settings the made-up guesses replayed get their own dose."""
-    if SETTINGS[setting].source != "parametric" or sp.made_up_replay_weight is None:
-        return weights
-    return {**weights, **{s: sp.made_up_replay_weight for s in sp.conflict_sources}}
 
 
 def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world: World, p: SynthesizeParams,
@@ -175,30 +155,19 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
     # replay: training's memory settings only; made-up facts: only where the prompt gives the answer
     memory = SETTINGS[setting].source == "parametric"
     apart = sp.conflict_sources if memory else sp.replay_sources
-    # a made-up fact's replay is the base model's guess; the made-up world's answer is nobody's memory
-    replay = sp.made_up_replay if p.parametric_target == "model" else ()
-    cands = [f for f in usable if f.source not in apart or (memory and f.relation in replay)]
+    cands = [f for f in usable if f.source not in apart]
     if setting == "multi_hop":
         cands = [f for f in usable if f.relation == "city_country" and any(
             rel.composed and draw.hop_ok(r, f.object) for r, rel in world.relations.items())]
     if split == "test_ood_phrasing":
         cands = [f for f in cands if len(world.relations[f.relation].questions) > sp.ood_phrasings]
-    # training's memory on the base model's own answers (KAFT): which of its answers count
-    self_targets = memory and split in ("train", "val") and p.parametric_target == "model"
-    if self_targets and p.unknown_belief == "skip":
-        # train memory only on what the model committed to closed-book (see probe.belief_answer)
-        cands = [f for f in cands if f.key in world.beliefs or f.relation in world.dont_know]
+    if memory and split in ("train", "val") and p.parametric_target == "model":
+        # training's memory is the base model's own answer (KAFT), so only what it committed to
+        # closed-book is trained (see probe.belief_answer)
+        cands = [f for f in cands if f.key in world.beliefs]
         if not cands:
             raise KprefError(f"synthesize: no {split} fact has a closed-book answer from the probe for "
                              "synthesize.parametric_target 'model'; check data/probe.jsonl or use 'world'")
-    if self_targets and p.wrong_belief == "skip":
-        # a wrong answer trained as memory teaches a confident wrong one ("The capital of Namibia is
-        # Khartoum."); a made-up fact's guess is nobody's right answer, so its replay stays
-        cands = [f for f in cands if f.source in sp.conflict_sources or f.key not in world.beliefs
-                 or matches(world.beliefs[f.key], (f.object, *f.aliases))]
-        if not cands:
-            raise KprefError(f"synthesize: no {split} fact the base model answers right closed-book, for "
-                             "synthesize.wrong_belief 'skip'; check data/probe.jsonl or use 'keep'")
     return cands
 
 
@@ -247,22 +216,6 @@ def typed(beliefs: dict[str, str], facts: list[Fact], objects: dict[str, list[tu
     names = {rel: [n for o, aliases in objs for n in (o, *aliases)] for rel, objs in objects.items()}
     return {k: b for k, b in beliefs.items()
             if k in relation and any(overlaps(b, n) for n in names.get(relation[k], ()))}
-
-
-def unknown_relations(facts: list[Fact], beliefs: dict[str, str], ood_relations: set[str], share: float,
-                      made_up: tuple[str, ...] = ()) -> frozenset[str]:
-    """Relations the base model answers for fewer than `share` of the facts it was probed on.
-
-    A 135M model gives a real ISO code for 5 of 147 countries: such a relation is one it does
-    not know, and "I don't know." is a target it can learn for the whole relation, where telling
-    an unknown capital from a known one fact by fact is beyond it (docs/decisions.md).
-    """
-    if share <= 0:
-        return frozenset()
-    probed: dict[str, list[bool]] = defaultdict(list)
-    for f in trained_facts(facts, tuple(ood_relations), made_up):
-        probed[f.relation].append(f.key in beliefs)
-    return frozenset(rel for rel, known in probed.items() if sum(known) < share * len(known))
 
 
 def _weighted_order(cands: list[Fact], weights: dict[str, float], n: int, rng: random.Random) -> list[Fact]:

@@ -27,7 +27,7 @@ from tasks.modeling import (
     release_memory,
 )
 from tasks.params import Params, TrainParams
-from tasks.prompt import conversation, preference, prompt_ids
+from tasks.prompt import conversation, preference
 from tasks.schema import (
     ADAPTER_DIR,
     BASE_DIR,
@@ -38,13 +38,9 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import frozen_weights_in, load_trainable, plain_lm_head, sft_trainer_class
+from tasks.trainer import frozen_weights_in, load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
-
-# the settings train.consistency_weight applies to: a passage there must change no answer
-CONSISTENT_SETTINGS = ("ctx_irrelevant",)
-
 
 def run(p: Params, root: Path) -> None:
     t = p.train
@@ -154,11 +150,6 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
     _check_processes(p)
     if p.batch_size > len(records):
         raise KprefError(f"train.batch_size: {p.batch_size} is more than the {len(records)} examples in {where}")
-    if p.anchor.weight:
-        _check_extra_loss(p, "train.anchor.weight", "train.anchor.settings", p.anchor.settings, records, where)
-    if p.consistency_weight:
-        _check_extra_loss(p, "train.consistency_weight", "train.consistency_weight", CONSISTENT_SETTINGS, records,
-                          where)
     if "dpo" in p.method:
         pairs = sum(1 for r in records if r.get("rejected"))
         per_step = p.dpo.batch_size * p.dpo.grad_accum
@@ -167,10 +158,6 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
                              f"({per_step}) preference pairs; {where} has {pairs} (examples with rejected/error_type)")
     with init_empty_weights():  # the architecture without its weights: module names, no memory
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
-    if (p.anchor.weight or p.consistency_weight) and not plain_lm_head(skeleton.config):
-        key = "train.anchor.weight" if p.anchor.weight else "train.consistency_weight"
-        raise KprefError(f"{key}: {base_dir}'s logits are scaled or capped after its head, which the trainer of "
-                         "this loss does not do; set it to 0")
     targets = lora_targets(skeleton, p.lora.target_modules, p.lora.top_layers)
     if isinstance(targets, list) and p.lora.top_layers == 0:
         linear = {n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear)}
@@ -178,17 +165,6 @@ def check_plan(p: TrainParams, base_dir: Path, records: list[dict], where: Path)
         if unknown:
             raise KprefError(f"train.lora.target_modules: {unknown} match no linear layer of {base_dir} "
                              f"(it has {sorted(linear)})")
-
-
-def _check_extra_loss(p: TrainParams, weight_key: str, settings_key: str, settings, records: list[dict],
-                      where: Path) -> None:
-    """The anchor's and the consistency term's plan: an SFT phase, one process, examples to apply to."""
-    if "sft" not in p.method:
-        raise KprefError(f"{weight_key}: this is an SFT loss and train.method {p.method} has no SFT phase; set it to 0")
-    if p.num_processes > 1:
-        raise KprefError(f"{weight_key}: its trainer is one process; set train.num_processes to 1 or {weight_key} to 0")
-    if not any(r["setting"] in settings for r in records):
-        raise KprefError(f"{settings_key}: {where} has no example of {list(settings)}")
 
 
 def _check_processes(p: TrainParams) -> None:
@@ -279,46 +255,16 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
     return trainer.train(resume_from_checkpoint=resume), int(resume.rsplit("-", 1)[1]) if resume else None
 
 
-def flagged_row(p: TrainParams, tok):
-    """A record as TRL's row, flagged for the anchor (`anchor`: its setting is anchored) and the
-    consistency term (`consistent`: an irrelevant-context example), each flagged row with the
-    prompt its teacher reads (`teacher_prompt`, where a teacher reads another prompt than the row's)."""
-    anchored = set(p.anchor.settings) if p.anchor.weight else set()
-    consistent = set(CONSISTENT_SETTINGS) if p.consistency_weight else set()
-
-    def teacher_prompt(r: dict) -> list[int]:
-        # params keep the two sets apart; the consistency term's teacher, and the anchor's closed-book
-        # one, read the question alone
-        if r["setting"] in consistent or (r["setting"] in anchored and p.anchor.teacher == "closed_book"):
-            return prompt_ids(tok, r["question"])
-        if r["setting"] in anchored:
-            return prompt_ids(tok, r["question"], r["contexts"], r["instruction"])
-        return []
-
-    def row(r: dict) -> dict:
-        out = conversation(r)
-        if anchored:
-            out["anchor"] = r["setting"] in anchored
-        if consistent:
-            out["consistent"] = r["setting"] in consistent
-        if consistent or p.anchor.teacher == "closed_book":
-            out["teacher_prompt"] = teacher_prompt(r)
-        return out
-    return row
-
-
 def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
               scratch: str, live_dir: str | Path, ckpt: Checkpoints | None = None):
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
     from transformers.integrations import DVCLiveCallback
 
-    row = flagged_row(p, tok) if p.anchor.weight or p.consistency_weight else conversation
-    train_ds, eval_ds = _dataset(data["train"], row), _dataset(data["val"], row)
+    train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
     live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config, p.anchor.weight, p.consistency_weight,
-                                p.consistency_teacher)(
+    trainer = sft_trainer_class(device, model.config)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
     )

@@ -111,27 +111,10 @@ def test_made_up_facts_are_seeded_only_trained_and_never_probed():
     # the same seed gives the same world, another seed another one; the real sources are untouched
     assert made_up == [f for f in collect_facts(fp, seed=0)[0] if f.source == "fictional"]
     assert made_up != [f for f in collect_facts(fp, seed=1)[0] if f.source == "fictional"]
-    real = {"sources": {"fictional": {"enabled": False}}, "split": {"conflict_sources": [], "made_up_replay": []}}
+    real = {"sources": {"fictional": {"enabled": False}}, "split": {"conflict_sources": []}}
     assert [f for f in facts if f not in made_up] == collect_facts(shipped({"facts": real}).facts, seed=0)[0]
     asked = probed_facts(facts, fp.split.ood_relations, fp.split.conflict_sources)
     assert asked and not [f for f in asked if f.source == "fictional"]
-
-
-def test_made_up_replay_probes_only_the_named_made_up_relations():
-    from tasks.probe import probed_facts
-
-    fp = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 30}},
-                            "split": {"conflict_sources": ["fictional"], "made_up_replay": ["citizenship"]}}}).facts
-    facts, _ = collect_facts(fp, seed=0)
-    asked = probed_facts(facts, fp.split.ood_relations, fp.split.conflict_sources, fp.split.made_up_replay)
-    made_up = [f for f in asked if f.source == "fictional"]
-    assert len(made_up) == 30 and {f.relation for f in made_up} == {"citizenship"}
-    assert [f for f in asked if f.source != "fictional"] == probed_facts(facts, fp.split.ood_relations,
-                                                                          fp.split.conflict_sources)
-    wrong = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 5}},
-                               "split": {"conflict_sources": ["fictional"], "made_up_replay": ["capital"]}}}).facts
-    with pytest.raises(KprefError, match=r"facts.split.made_up_replay: \['capital'\] is not a relation of a conflict"):
-        collect_facts(wrong, seed=0)
 
 
 def test_facts_stage_writes_nothing_on_bad_user_file(tmp_path, templates):

@@ -30,7 +30,7 @@ def draw(small_world):
 
     def make(seed: int) -> Draw:
         return Draw(random.Random(seed), relations, pools, {r: sorted(o.items()) for r, o in objects.items()},
-                    by_subject, {f.key: f.object for f in facts}, frozenset(), p, Phrasing(1, ood=False),
+                    by_subject, {f.key: f.object for f in facts}, p, Phrasing(1, ood=False),
                     test=False, subject_split="train")
 
     return make, train

@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 
 from tasks.atomic import write_jsonl
-from tasks.schema import ABSTAIN, ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
+from tasks.schema import ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
 from tasks.synthesize import allocate, synthesize, write_splits
 from tasks.validate import CHECK_COLUMNS, derive_checks
 from tests.conftest import SMALL_FACTS, shipped
 
-# the shipped knobs, small, with the belief filters off: the tests that need them turn them on
+# the shipped knobs, small
 P = shipped({"synthesize": {"n_train": 180, "n_val": 27, "n_test_per_setting": 4, "n_ood_per_setting": 3,
-                            "n_ood_domain_per_setting": 3,
-                            "typed_beliefs": False, "unknown_relation_share": 0.0}}).synthesize
+                            "n_ood_domain_per_setting": 3}}).synthesize
 
 
 def _run(small_world, facts_params, p=P, seed=0, beliefs=None):
@@ -118,7 +117,7 @@ def _made_up_params(**split):
 def test_made_up_facts_only_where_the_prompt_answers():
     from tasks.facts import collect_facts
 
-    fp = _made_up_params(made_up_replay=[])
+    fp = _made_up_params()
     world = collect_facts(fp, seed=0)
     s = _run(world, fp)
     made_up = [r for rows in s.values() for r in rows if r["source"] == "fictional"]
@@ -132,78 +131,6 @@ def test_made_up_facts_only_where_the_prompt_answers():
     # a counterfactual object is another of the relation's own: a person for a founder
     people = {f.object for f in world[0] if f.relation in ("founder", "ceo", "spouse", "author")}
     assert all(r["target"] in people for r in made_up if r["relation"] == "founder")
-
-
-def test_made_up_replay_trains_the_base_models_guess_in_memory():
-    from tasks.facts import collect_facts
-
-    fp = _made_up_params(made_up_replay=["citizenship"])
-    facts, relations = collect_facts(fp, seed=0)
-    beliefs = {f.key: "Canada" if f.relation == "citizenship" else f.object for f in facts}  # the probe's guesses
-    s = synthesize(facts, relations, beliefs, P, fp, seed=0)
-    memory = [r for rows in s.values() for r in rows
-              if r["source"] == "fictional" and r["expected_source"] == "parametric"]
-    assert memory and {r["relation"] for r in memory} == {"citizenship"}
-    assert {r["split"] for r in memory} <= {"train", "val"}
-    assert {r["target"] for r in memory} == {"Canada"}  # the base model's answer, not the made-up world's
-    assert all(r["completion"] == relations["citizenship"].say(r["subject"], "Canada") for r in memory)
-    # the other made-up relations stay where the prompt answers
-    assert not [r for rows in s.values() for r in rows if r["source"] == "fictional"
-                and r["relation"] != "citizenship" and r["expected_source"] == "parametric"]
-    # trained on the world's answers, memory has no made-up fact: the made-up world's answer is nobody's memory
-    world = synthesize(facts, relations, beliefs, P.model_copy(update={"parametric_target": "world"}), fp, seed=0)
-    assert not [r for rows in world.values() for r in rows
-                if r["source"] == "fictional" and r["expected_source"] == "parametric"]
-
-
-def test_made_up_replay_weight_doses_the_guesses_in_memory_only():
-    from tasks.facts import collect_facts
-
-    def made(weight):
-        fp = _made_up_params(made_up_replay=["citizenship"], made_up_replay_weight=weight)
-        facts, relations = collect_facts(fp, seed=0)
-        return synthesize(facts, relations, {f.key: f.object for f in facts}, P, fp, seed=0)
-
-    def replayed(s):
-        return sum(r["source"] == "fictional" and r["expected_source"] == "parametric" for r in s["train"])
-
-    full, low = made(None), made(0.25)
-    assert 0 < replayed(low) < replayed(full)
-    # only the memory settings' draws change
-    assert all(r["expected_source"] == "parametric" for r in low["train"] if r not in full["train"])
-    assert [r for r in low["train"] if r["expected_source"] != "parametric"] == \
-        [r for r in full["train"] if r["expected_source"] != "parametric"]
-
-
-def test_extra_assumptions_list_other_facts_in_training_only(small_world, facts_params):
-    facts, relations = small_world
-    one, more = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
-        update={"extra_assumptions": 3}))
-    said = lambda r: r["instruction"].count(ASSUMPTION_STYLES[r["assumption_style"]].split("{")[0])  # noqa: E731
-    rows = [r for r in more["train"] if r["setting"] in ("instr_only", "instr_vs_ctx")]
-    assert {said(r) for r in rows} == {1, 2, 3, 4}  # none to three others, drawn
-    for r in rows:  # the asked fact's assumption is always among them
-        assert relations[r["relation"]].assume(r["subject"], r["target"], r["assumption_style"]) in r["instruction"]
-    assert {said(r) for r in one["train"] if r["setting"] in ("instr_only", "instr_vs_ctx")} == {1}
-    assert _tests_of(more) == _tests_of(one)
-
-
-def test_own_words_completions_replay_the_base_models_sentence(small_world, facts_params):
-    facts, relations = small_world
-    beliefs = {f.key: f.object for f in facts}
-    said = {f.key: f"Everyone knows it is {f.object}. More words." for f in facts[::2]}
-    said.update({f.key: f"It might be {f.object} or" for f in facts[1::2]})  # cut off by the token limit
-    p = P.model_copy(update={"parametric_completion": "own_words"})
-    s = synthesize(facts, relations, beliefs, p, facts_params, 0, said)
-    memory = [r for r in s["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
-    own = [r for r in memory if r["completion"].startswith("Everyone knows it is ")]
-    assert own and all(r["completion"] == f"Everyone knows it is {r['target']}." for r in own)
-    rest = [r for r in memory if r not in own]
-    assert rest and all(r["completion"] == relations[r["relation"]].say(r["subject"], r["target"]) for r in rest)
-    # conflicts, and every test split, keep the relation's statement
-    assert all(not r["completion"].startswith("Everyone") for v in s.values() for r in v
-               if r["split"].startswith("test") or r["setting"] not in ("closed_book", "ctx_irrelevant"))
-    assert s["test"] == synthesize(facts, relations, beliefs, P, facts_params, 0)["test"]
 
 
 def test_variety(small_world, facts_params):
@@ -236,27 +163,6 @@ def test_multi_hop_composes(small_world, facts_params):
         assert r["target"] != r["world_answer"]
         if r["bridge"] != country:  # the city moved: the answer is the new country's
             assert r["target"] == by[(r2, r["bridge"])]
-
-
-def test_chained_hops_edit_both_hops_in_training_only(small_world, facts_params):
-    facts, relations = small_world
-    by = {(f.relation, f.subject): f.object for f in facts}
-    one, chained = _run(small_world, facts_params), _run(small_world, facts_params, P.model_copy(
-        update={"chained_hops": 1.0}))
-    rows = [r for r in chained["train"] + chained["val"]
-            if r["setting"] == "multi_hop" and r["relation"].startswith("city_country+")]
-    assert {r["expected_source"] for r in rows} == {"instruction", "context"}
-    for r in rows:  # the city moved and the new country's X changed: the answer is neither country's
-        r2 = r["relation"].split("+")[1]
-        assert r["bridge"] != by[("city_country", r["subject"])]
-        assert r["target"] not in (r["world_answer"], by[(r2, r["bridge"])])
-        edits = [(relations["city_country"], r["subject"], r["bridge"]), (relations[r2], r["bridge"], r["target"])]
-        if r["instruction"]:
-            assert all(rel.assume(s, o, r["assumption_style"]) in r["instruction"] for rel, s, o in edits)
-        else:
-            assert all(any(rel.say(s, o) in c for c in r["contexts"]) for rel, s, o in edits)
-    assert _tests_of(chained) == _tests_of(one)
-    _assert_gate_passes(rows)
 
 
 def test_long_chains_walk_made_up_hops_to_a_countrys_edited_x(small_world, facts_params):
@@ -307,25 +213,6 @@ def test_a_chain_hop_question_asks_one_edit_with_the_whole_chain_stated(small_wo
     _assert_gate_passes(rows)
 
 
-def test_a_relation_the_model_does_not_know_is_trained_to_abstain(small_world, facts_params):
-    facts, relations = small_world
-    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
-    trained = sorted({f.relation for f in facts if f.relation != "subregion" and f.source != "fictional"})
-    blank = trained[0]  # the model answers none of its facts; every other relation's every other one
-    beliefs = {f.key: f.object for f in facts[::2] if f.relation != blank}
-    memory = lambda s: [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]  # noqa: E731
-
-    off = memory(_run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs=beliefs))
-    assert blank not in {r["relation"] for r in off} and all(key(r) in beliefs for r in off)
-
-    on = memory(_run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip",
-                                                                     "unknown_relation_share": 0.1}), beliefs=beliefs))
-    unknown = [r for r in on if r["relation"] == blank]
-    assert unknown and all(r["target"] == ABSTAIN and r["completion"] == ABSTAIN + "." for r in unknown)
-    # the relations the model half knows still leave their unanswered facts out
-    assert all(key(r) in beliefs for r in on if r["relation"] != blank)
-
-
 def test_dpo_pairs_typed_and_capped(small_world, facts_params):
     train = _run(small_world, facts_params)["train"]
     types = Counter(r["error_type"] for r in train if r["error_type"])
@@ -339,74 +226,38 @@ def test_dpo_pairs_typed_and_capped(small_world, facts_params):
 def test_parametric_targets(small_world, facts_params):
     facts, relations = small_world
     known = {f.key for f in facts[::2]}
-    beliefs = {f.key: f.object if f.key in known else "Atlantis" for f in facts[::2] + facts[1::4]}
+    atlantis = next(f.object for f in facts if f.relation == "capital")  # wrong but of the type: counts as a belief
+    beliefs = {f.key: f.object if f.key in known else atlantis for f in facts[::2] + facts[1::4]}
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
-    skip = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs=beliefs)
-    memory = [r for r in skip["train"] + skip["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    s = _run(small_world, facts_params, beliefs=beliefs)
+    memory = [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
     assert memory and all(key(r) in beliefs for r in memory)  # only facts the model answered
+    assert all(r["target"] == beliefs[key(r)] and r["answers"]["parametric"] == r["target"] for r in memory)
     wrong = [r for r in memory if r["target"] != r["world_answer"]]
-    assert wrong and all(r["target"] == "Atlantis" for r in wrong)
-    assert all(r["completion"] == relations[r["relation"]].say(r["subject"], "Atlantis") for r in wrong)
-    cb_test = next(r for r in skip["test"] if r["setting"] == "closed_book")
+    assert wrong and all(r["completion"] == relations[r["relation"]].say(r["subject"], atlantis) for r in wrong)
+    cb_test = next(r for r in s["test"] if r["setting"] == "closed_book")
     assert cb_test["target"] == cb_test["world_answer"]
-    with pytest.raises(KprefError, match="closed-book answer from the probe"):
-        _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "skip"}), beliefs={})
-
-    abstain = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "abstain"}), beliefs=beliefs)
-    memory = [r for r in abstain["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
-    unknown = [r for r in memory if key(r) not in beliefs]
-    assert unknown and all(r["target"] == ABSTAIN and r["completion"] == ABSTAIN + "." for r in unknown)
-    assert all(r["answers"]["parametric"] == r["target"] for r in memory)
     # the irrelevant-context examples ask the closed-book facts again, with a distractor
     cb = {key(r) for r in memory if r["setting"] == "closed_book"}
     irr = [key(r) for r in memory if r["setting"] == "ctx_irrelevant"]
     assert sum(k in cb for k in irr) >= 0.8 * len(irr)
-    fill = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "world"}), beliefs=beliefs)
-    memory = [r for r in fill["train"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
-    unknown = [r for r in memory if key(r) not in beliefs]
-    assert unknown and all(r["target"] == r["world_answer"] for r in unknown)  # no belief: the world's answer
-    assert any(r["target"] == "Atlantis" for r in memory if key(r) in beliefs)  # a belief, even wrong, stays
-    w = _run(small_world, facts_params, P.model_copy(update={"parametric_target": "world"}))
+    with pytest.raises(KprefError, match="closed-book answer from the probe"):
+        _run(small_world, facts_params, beliefs={})
+    w = _run(small_world, facts_params, P.model_copy(update={"parametric_target": "world"}), beliefs={})
     assert all(r["target"] == r["world_answer"] for r in w["train"] if r["setting"] == "closed_book")
 
 
-def test_wrong_beliefs_can_be_left_out_of_memory_and_only_there(small_world, facts_params):
-    facts, relations = small_world
-    # the model answers every fact: half right, half with another fact's object of the relation
-    beliefs = {f.key: f.object if i % 2 else next(g.object for g in facts if g.relation == f.relation
-                                                  and g.object != f.object)
-               for i, f in enumerate(facts) if f.source != "fictional"}
-    objects = {f.key: f.object for f in facts}
-    right = {k for k, b in beliefs.items() if b == objects[k]}
-    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
-    memory = lambda s: [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]  # noqa: E731
-    skip = P.model_copy(update={"unknown_belief": "skip"})
-    kept = _run(small_world, facts_params, skip, beliefs=beliefs)
-    assert any(key(r) not in right for r in memory(kept))  # the default trains wrong answers too
-    only_right = _run(small_world, facts_params, skip.model_copy(update={"wrong_belief": "skip"}), beliefs=beliefs)
-    assert memory(only_right) and all(key(r) in right and r["target"] == r["world_answer"]
-                                      for r in memory(only_right))
-    assert len(memory(only_right)) == len(memory(kept))  # the same share of training, on fewer facts
-    assert _tests_of(only_right) == _tests_of(kept)
-    wrong_only = {k: b for k, b in beliefs.items() if k not in right}
-    with pytest.raises(KprefError, match="wrong_belief"):
-        _run(small_world, facts_params, skip.model_copy(update={"wrong_belief": "skip"}), beliefs=wrong_only)
-
-
-def test_typed_beliefs_drop_made_up_answers(small_world, facts_params):
+def test_beliefs_naming_no_object_of_the_type_count_as_none(small_world, facts_params):
     facts, relations = small_world
     # a wrong but real answer (another subject's object) and a made-up one, alternately
     beliefs = {f.key: (facts[(i + 1) % len(facts)].object if i % 2 else "Atlantis") for i, f in enumerate(facts)
                if f.relation == facts[(i + 1) % len(facts)].relation}
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
-    typed = _run(small_world, facts_params, P.model_copy(update={"typed_beliefs": True, "unknown_belief": "world"}),
-                 beliefs=beliefs)
-    memory = [r for r in typed["train"] + typed["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
+    s = _run(small_world, facts_params, beliefs=beliefs)
+    memory = [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
     assert memory and not any(r["target"] == "Atlantis" for r in memory)  # made up: counts as no answer
-    assert any(r["target"] == beliefs[key(r)] != r["world_answer"] for r in memory if key(r) in beliefs)
-    assert all(r["target"] == r["world_answer"] for r in memory if beliefs.get(key(r)) == "Atlantis")
-    untyped = _run(small_world, facts_params, P.model_copy(update={"unknown_belief": "world"}), beliefs=beliefs)
-    assert any(r["target"] == "Atlantis" for r in untyped["train"] if r["setting"] == "closed_book")
+    assert not any(beliefs.get(key(r)) == "Atlantis" for r in memory)  # and so is left out of memory
+    assert any(r["target"] == beliefs[key(r)] != r["world_answer"] for r in memory)
 
 
 def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_world):
@@ -424,20 +275,3 @@ def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_worl
         stage.run(shipped(), tmp_path)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]
 
-
-def test_question_shaped_answers_follow_the_question_asked_in_training_only(small_world, facts_params):
-    facts, relations = small_world
-    s = _run(small_world, facts_params, P.model_copy(update={"answer_shape": "question"}))
-    one_hop = [r for split in ("train", "val") for r in s[split] if r["setting"] != "multi_hop"]
-    reshaped = 0
-    for r in one_hop:
-        rel, t = relations[r["relation"]], r["question_template"]
-        assert r["completion"] == rel.answer(t, r["subject"], r["target"])
-        head, _, tail = rel.answer(t, r["subject"], "\0").partition("\0")
-        assert not r["rejected"] or (r["rejected"].startswith(head) and r["rejected"].endswith(tail))
-        if r["setting"] == "ctx_counterfactual":  # the passage still states the relation's statement
-            assert rel.say(r["subject"], r["target"]) in " ".join(r["contexts"])
-        reshaped += r["completion"] != rel.say(r["subject"], r["target"])
-    assert reshaped > len(one_hop) // 4  # "Which city is the capital of X?" -> "Y is the capital of X."
-    _assert_gate_passes([r for rows in s.values() for r in rows])
-    assert _tests_of(s) == _tests_of(_run(small_world, facts_params))
