@@ -26,13 +26,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 
-from tasks import prompt  # noqa: E402
-from tasks.benchmarks import load_benchmark  # noqa: E402
+from tasks.core import prompt  # noqa: E402
+from tasks.core.metrics import matches  # noqa: E402
+from tasks.core.schema import EvalItem, read_jsonl  # noqa: E402
 from tasks.evaluate import evaluate_items  # noqa: E402
-from tasks.metrics import matches  # noqa: E402
-from tasks.modeling import load_model  # noqa: E402
-from tasks.params import load_params  # noqa: E402
-from tasks.schema import EvalItem, read_jsonl  # noqa: E402
+from tasks.evaluation.benchmarks import load_benchmark  # noqa: E402
+from tasks.params.full import load_params  # noqa: E402
+from tasks.runtime.modeling import load_model  # noqa: E402
 
 
 @torch.inference_mode()

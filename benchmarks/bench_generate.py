@@ -21,7 +21,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def throughput(model, tok, prompts: list[str], sizes: list[int], max_new_tokens: int) -> list[float]:
-    from tasks.generate import generate
+    from tasks.runtime.generate import generate
 
     generate(model, tok, prompts[: sizes[0]], sizes[0], max_new_tokens)  # warm-up
     rates = []
@@ -40,10 +40,10 @@ def main() -> None:
 
     import torch
 
-    from tasks import prompt
-    from tasks.modeling import load_model
-    from tasks.params import load_params
-    from tasks.schema import EvalItem
+    from tasks.core import prompt
+    from tasks.core.schema import EvalItem
+    from tasks.params.full import load_params
+    from tasks.runtime.modeling import load_model
 
     params = load_params(ROOT / "params.yaml")
     cases = []

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.schema import CONFLICT_SETTINGS, METRICS, PROBE_CACHE
+from tasks.core.schema import CONFLICT_SETTINGS, METRICS, PROBE_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 

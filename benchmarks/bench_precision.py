@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "models/base"))
     ap.add_argument("--data", default=str(ROOT / "data/train.jsonl"))
     args = ap.parse_args()
-    from tasks.modeling import cpu_has_fast_bf16
+    from tasks.runtime.modeling import cpu_has_fast_bf16
 
     print(f"cpu_has_fast_bf16: {cpu_has_fast_bf16()}")
     for threads in (1, torch.get_num_threads()):
@@ -44,7 +44,7 @@ def main() -> None:
     if Path(args.model, "tokenizer.json").exists() and Path(args.data).exists():
         from transformers import AutoTokenizer
 
-        from tasks import prompt
+        from tasks.core import prompt
 
         tok = AutoTokenizer.from_pretrained(args.model)
         rows = [json.loads(line) for line in open(args.data, encoding="utf-8")]

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.params import load_params
+from tasks.core.schema import BASE_DIR, FACTS, RELATIONS, read_facts, read_relations
+from tasks.params.full import load_params
 from tasks.probe import probed_facts, run_probe
-from tasks.schema import BASE_DIR, FACTS, RELATIONS, read_facts, read_relations
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TQDM_DISABLE", "1")

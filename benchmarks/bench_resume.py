@@ -68,10 +68,10 @@ def weight_diff(a: Path, b: Path) -> tuple[float, float]:
 
 def same_answers(a: Path, b: Path, n: int) -> tuple[int, int]:
     """How many of n held-out-subject questions (every setting) the two models answer word for word alike."""
-    from tasks.modeling import load_model
-    from tasks.params import load_params
-    from tasks.predict import predict
-    from tasks.schema import EvalItem, read_jsonl
+    from tasks.core.schema import EvalItem, read_jsonl
+    from tasks.evaluation.predict import predict
+    from tasks.params.full import load_params
+    from tasks.runtime.modeling import load_model
 
     ev = load_params(ROOT / "params.yaml").evaluate
     items = [EvalItem.from_example(r) for r in read_jsonl(ROOT / "data" / "test.jsonl")]

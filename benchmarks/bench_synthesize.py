@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tasks.facts import collect_facts
-from tasks.params import load_params
+from tasks.params.full import load_params
 from tasks.synthesize import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,7 @@ def bare_loop(trainer, p, device, steps: int) -> tuple[float, float, int]:
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from tasks.trainer import completion_logits
+    from tasks.training.trainer import completion_logits
 
     model = trainer.model
     model.train()
@@ -75,7 +75,7 @@ def step_flops(trainer, device, steps: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tasks.trainer import completion_logits
+    from tasks.training.trainer import completion_logits
 
     model = trainer.model
     model.train()
@@ -111,12 +111,16 @@ def run(kind: str, steps: int, lora_dropout: float | None = None) -> tuple[float
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from tasks.modeling import load_tokenizer, pick_device
-    from tasks.params import load_params
-    from tasks.prompt import conversation
-    from tasks.schema import BASE_DIR, read_jsonl
+    from tasks.core.prompt import conversation
+    from tasks.core.schema import BASE_DIR, read_jsonl
+    from tasks.params.full import load_params
+    from tasks.runtime.modeling import load_tokenizer, pick_device
     from tasks.train import lora_config, sft_config
-    from tasks.trainer import completion_head_trainer, frozen_weights_in, load_trainable
+    from tasks.training.trainer import (
+        completion_head_trainer,
+        frozen_weights_in,
+        load_trainable,
+    )
 
     params = load_params(ROOT / "params.yaml")
     p = params.train.model_copy(update={"max_steps": steps, "logging_steps": steps})

@@ -18,9 +18,9 @@ import argparse
 import json
 from pathlib import Path
 
+from tasks.core.metrics import describe_delta, paired_bootstrap
+from tasks.core.schema import SETTINGS, read_jsonl
 from tasks.evaluate import base_known_ids, case_flags, case_of, paired_deltas
-from tasks.metrics import describe_delta, paired_bootstrap
-from tasks.schema import SETTINGS, read_jsonl
 
 SPLITS = ("test", "test_ood_phrasing", "test_ood_relation", "test_ood_domain")
 

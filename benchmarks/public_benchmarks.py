@@ -33,11 +33,11 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.atomic import write_jsonl  # noqa: E402
-from tasks.benchmarks import load_benchmark  # noqa: E402
+from tasks.core.atomic import write_jsonl  # noqa: E402
+from tasks.core.metrics import describe_delta  # noqa: E402
 from tasks.evaluate import evaluate_model, paired_deltas  # noqa: E402
-from tasks.metrics import describe_delta  # noqa: E402
-from tasks.params import load_params  # noqa: E402
+from tasks.evaluation.benchmarks import load_benchmark  # noqa: E402
+from tasks.params.full import load_params  # noqa: E402
 
 TARGETS = {"mquake": [("case", "multi_hop_instr", 0.90), ("case", "multi_hop_ctx", 0.90),
                       ("setting", "instr_only", 0.95), ("setting", "ctx_counterfactual", 0.95)]}

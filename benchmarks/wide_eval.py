@@ -42,8 +42,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from tasks.evaluate import base_known_ids, evaluate_items  # noqa: E402
-from tasks.metrics import (  # noqa: E402
+from tasks.core.metrics import (  # noqa: E402
     bootstrap_interval,
     describe_delta,
     matches,
@@ -51,11 +50,8 @@ from tasks.metrics import (  # noqa: E402
     paired_bootstrap,
     wilson_interval,
 )
-from tasks.modeling import load_model  # noqa: E402
-from tasks.params import Params, load_params  # noqa: E402
-from tasks.predict import same_answer  # noqa: E402
-from tasks.prompt import prompt_key  # noqa: E402
-from tasks.schema import (  # noqa: E402
+from tasks.core.prompt import prompt_key  # noqa: E402
+from tasks.core.schema import (  # noqa: E402
     ABSTAIN,
     CONFLICT_SETTINGS,
     FACTS,
@@ -68,6 +64,10 @@ from tasks.schema import (  # noqa: E402
     read_jsonl,
     read_relations,
 )
+from tasks.evaluate import base_known_ids, evaluate_items  # noqa: E402
+from tasks.evaluation.predict import same_answer  # noqa: E402
+from tasks.params.full import Params, load_params  # noqa: E402
+from tasks.runtime.modeling import load_model  # noqa: E402
 from tasks.synthesize import make_world, split_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from tasks.schema import KprefError
+from tasks.core.schema import KprefError
 from tasks.stages import quiet_offline_env
 
 quiet_offline_env()  # before any library reads its settings
@@ -50,7 +50,7 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="Params file."),
           explain: bool = typer.Option(False, "--explain", help="List every knob: type, range, value, meaning.")) -> None:
     """Validate params.yaml and the base model setting without running anything heavy."""
     from tasks.base_model import classify
-    from tasks.params import load_params
+    from tasks.params.full import load_params
 
     try:
         p = load_params(params)
@@ -65,7 +65,7 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="Params file."),
 def _explain(p) -> None:
     from rich.table import Table
 
-    from tasks.params import knobs
+    from tasks.params.full import knobs
 
     values = p.model_dump(by_alias=True, mode="json")  # as params.yaml would spell it: null, true, [..]
     table = Table("key", "value", "type", "what it does", title="params.yaml", show_lines=False)
@@ -83,7 +83,7 @@ def run(root: Path = typer.Option(Path("."), help="Project root."),
         share: bool = typer.Option(True, help="Pull from the default DVC remote first and push after.")) -> None:
     """Run the pipeline as a Prefect flow; DVC decides which stages are stale."""
     from flows.pipeline import kpref_pipeline
-    from tasks.params import load_params
+    from tasks.params.full import load_params
 
     _logging()
     try:
@@ -106,11 +106,11 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
            max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
            params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Print the model's answer, with the same prompt format as training."""
-    from tasks import prompt
-    from tasks.generate import generate
-    from tasks.modeling import load_model
-    from tasks.params import load_params
-    from tasks.predict import explain_answer
+    from tasks.core import prompt
+    from tasks.evaluation.predict import explain_answer
+    from tasks.params.full import load_params
+    from tasks.runtime.generate import generate
+    from tasks.runtime.modeling import load_model
 
     try:
         ev = load_params(params).evaluate
@@ -147,11 +147,11 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
              max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
              params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
     """Evaluate any model on a user's conflict set (JSONL) or a public benchmark file."""
-    from tasks.atomic import write_json, write_jsonl
-    from tasks.benchmarks import load_benchmark
+    from tasks.core.atomic import write_json, write_jsonl
+    from tasks.core.schema import read_eval_items
     from tasks.evaluate import evaluate_model
-    from tasks.params import load_params
-    from tasks.schema import read_eval_items
+    from tasks.evaluation.benchmarks import load_benchmark
+    from tasks.params.full import load_params
 
     _logging()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.schema import KprefError
+from tasks.core.schema import KprefError
 
 DATA_UPDATED = "kpref.data.updated"
 

@@ -14,11 +14,15 @@ import re
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NONE
 
-from tasks.metrics import metric_changes
-from tasks.schema import DVC_LOCK, METRICS, NOT_MODELS, KprefError
+from tasks.core.metrics import metric_changes
+from tasks.core.schema import DVC_LOCK, METRICS, NOT_MODELS, KprefError
 from tasks.stages import quiet_offline_env, stage_names
 
 

@@ -36,11 +36,12 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from tasks.core.prompt import conversation
+    from tasks.core.schema import SPLITS
     from tasks.evaluate import evaluate_stage
-    from tasks.modeling import load_model, pick_device
-    from tasks.params import TrainParams, load_params
-    from tasks.prompt import conversation
-    from tasks.schema import SPLITS
+    from tasks.params.full import load_params
+    from tasks.params.train import TrainParams
+    from tasks.runtime.modeling import load_model, pick_device
     from tasks.train import train
 
     source, base_config = Path(args.data).resolve(), Path(args.base_config).resolve()

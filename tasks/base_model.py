@@ -12,12 +12,18 @@ from pathlib import Path
 
 import torch
 
-from tasks.atomic import atomic_dir, write_json
-from tasks.modeling import check_checkpoint_dir
-from tasks.params import ModelParams, Params
-from tasks.schema import BASE_DIR, KprefError
+from tasks.core.atomic import atomic_dir, write_json
+from tasks.core.schema import BASE_DIR, KprefError
+from tasks.params.model import ModelParams
+from tasks.params.section import StageParams
+from tasks.runtime.modeling import check_checkpoint_dir
 
 log = logging.getLogger(__name__)
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    model: ModelParams
+
 
 def run(p: Params, root: Path) -> None:
     build_base_model(p.model, root / BASE_DIR)

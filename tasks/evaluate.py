@@ -3,10 +3,10 @@
     params: evaluate        reads: models/tuned, reports/base_predictions/, data/test*.jsonl, inputs/benchmarks/
                             writes: reports/metrics.json, reports/predictions/, reports/plots/adherence.csv
 
-`tasks/predict.py` answers every item one way and `summarize` scores it: the DVC stage has the
-tuned model answer every test split and every benchmark params.yaml lists (tasks/benchmarks.py
-turns each into the same items), in shards (tasks/shards.py), and scores those answers beside
-the base model's, which the evaluate_base stage wrote (tasks/answers.py);
+`tasks/evaluation/predict.py` answers every item one way and `summarize` scores it: the DVC stage has the
+tuned model answer every test split and every benchmark params.yaml lists (tasks/evaluation/benchmarks.py
+turns each into the same items), in shards (tasks/evaluation/shards.py), and scores those answers beside
+the base model's, which the evaluate_base stage wrote (tasks/evaluation/answers.py);
 `evaluate_items` does both for `kpref evaluate` on a user's JSONL file or one benchmark file.
 """
 from __future__ import annotations
@@ -17,18 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tasks.answers import answers_file, evaluation_sets, predict_sets, read_answers
-from tasks.atomic import write_json, write_jsonl, write_text
-from tasks.benchmarks import read_benchmarks
-from tasks.metrics import (
+from tasks.core.atomic import write_json, write_jsonl, write_text
+from tasks.core.metrics import (
     bootstrap_interval,
     memorization_ratio,
     paired_bootstrap,
     rate,
 )
-from tasks.params import EvaluateParams, Params
-from tasks.predict import predict
-from tasks.schema import (
+from tasks.core.schema import (
     ADHERENCE_CSV,
     BASE_PREDICTIONS,
     DATA_DIR,
@@ -39,8 +35,23 @@ from tasks.schema import (
     TUNED_DIR,
     EvalItem,
 )
+from tasks.evaluation.answers import (
+    answers_file,
+    evaluation_sets,
+    predict_sets,
+    read_answers,
+)
+from tasks.evaluation.benchmarks import read_benchmarks
+from tasks.evaluation.predict import predict
+from tasks.params.evaluate import EvaluateParams
+from tasks.params.section import StageParams
 
 log = logging.getLogger(__name__)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    evaluate: EvaluateParams
 
 
 def run(p: Params, root: Path) -> None:
@@ -129,7 +140,7 @@ def case_flags(preds: Sequence[dict]) -> dict[str, dict[str, bool]]:
 
 def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size: int, max_new_tokens: int,
                    desc: str, precision: str = "auto") -> Evaluation:
-    from tasks.modeling import load_model
+    from tasks.runtime.modeling import load_model
 
     model, tok = load_model(model_dir, precision=precision)
     return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)

@@ -5,19 +5,25 @@
 
 A stage of its own because those answers change only with the base model, the test data and the
 evaluate params: a recipe experiment (a train param) reruns only the tuned model's half of the
-evaluation (the `evaluate` stage), which scores both (tasks/answers.py).
+evaluation (the `evaluate` stage), which scores both (tasks/evaluation/answers.py).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from tasks.answers import evaluation_sets, predict_sets, write_answers
-from tasks.benchmarks import read_benchmarks
-from tasks.params import Params
-from tasks.schema import BASE_DIR, BASE_PREDICTIONS, DATA_DIR
+from tasks.core.schema import BASE_DIR, BASE_PREDICTIONS, DATA_DIR
+from tasks.evaluation.answers import evaluation_sets, predict_sets, write_answers
+from tasks.evaluation.benchmarks import read_benchmarks
+from tasks.params.evaluate import EvaluateParams
+from tasks.params.section import StageParams
 
 log = logging.getLogger(__name__)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    evaluate: EvaluateParams
 
 
 def run(p: Params, root: Path) -> None:

@@ -3,7 +3,7 @@
 
     params: base.seed, facts          writes: data/facts.jsonl, data/relations.json
 
-Sources (`tasks/sources.py`) yield facts; this stage keeps one fact per relation and subject,
+Sources (`tasks/sources/registry.py`) yield facts; this stage keeps one fact per relation and subject,
 drops facts no question can be posed on, and splits by subject, so a test subject never
 reaches training.
 """
@@ -14,15 +14,22 @@ import random
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from tasks.atomic import write_json, write_jsonl
-from tasks.metrics import normalize
-from tasks.params import Params
-from tasks.params_facts import FactsParams
-from tasks.relations import COMMON_WORDS
-from tasks.schema import FACTS, OOD_DOMAIN, RELATIONS, Fact, KprefError, Relation
-from tasks.sources import enabled_sources
+from tasks.core.atomic import write_json, write_jsonl
+from tasks.core.metrics import normalize
+from tasks.core.schema import FACTS, OOD_DOMAIN, RELATIONS, Fact, KprefError, Relation
+from tasks.params.base import BaseParams
+from tasks.params.facts import FactsParams
+from tasks.params.section import StageParams
+from tasks.sources.registry import enabled_sources
+from tasks.sources.relations import COMMON_WORDS
 
 log = logging.getLogger(__name__)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    base: BaseParams
+    facts: FactsParams
 
 
 def run(p: Params, root: Path) -> None:

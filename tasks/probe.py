@@ -17,11 +17,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from tasks import prompt
-from tasks.atomic import write_jsonl
-from tasks.metrics import first_sentence, matches, normalize, overlaps
-from tasks.params import Params, ProbeParams
-from tasks.schema import (
+from tasks.core import prompt
+from tasks.core.atomic import write_jsonl
+from tasks.core.metrics import first_sentence, matches, normalize, overlaps
+from tasks.core.schema import (
     BASE_DIR,
     FACTS,
     OOD_DOMAIN,
@@ -34,8 +33,17 @@ from tasks.schema import (
     read_relations,
     trained_facts,
 )
+from tasks.params.facts import FactsParams
+from tasks.params.probe import ProbeParams
+from tasks.params.section import StageParams
 
 log = logging.getLogger(__name__)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    probe: ProbeParams
+    facts: FactsParams
 
 
 def run(p: Params, root: Path) -> None:
@@ -97,8 +105,8 @@ def _append_cache(path: Path, answers: dict[tuple[str, str], str]) -> None:
 
 def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str | Path, params: ProbeParams,
               out: str | Path, cache_dir: str | Path) -> dict:
-    from tasks.generate import generate
-    from tasks.modeling import load_model, model_digest
+    from tasks.runtime.generate import generate
+    from tasks.runtime.modeling import load_model, model_digest
 
     model, tok = load_model(model_dir, precision=params.precision)
     dtype = str(next(model.parameters()).dtype)  # bf16 and fp32 may decode differently: cache each apart

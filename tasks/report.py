@@ -13,10 +13,9 @@ from pathlib import Path
 
 import jinja2
 
-from tasks.atomic import atomic_path, write_text
-from tasks.metrics import describe_delta, metric_changes
-from tasks.params import Params
-from tasks.schema import (
+from tasks.core.atomic import atomic_path, write_text
+from tasks.core.metrics import describe_delta, metric_changes
+from tasks.core.schema import (
     DVC_LOCK,
     FIGURES,
     METRICS,
@@ -28,6 +27,11 @@ from tasks.schema import (
     TRAIN_LIVE,
     VALIDATION,
 )
+from tasks.params.section import StageParams
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads: none (it reads the evaluation's outputs)."""
 
 
 def run(p: Params, root: Path) -> None:

@@ -1,8 +1,11 @@
 """The one door from DVC and Prefect into the stages.
 
 dvc.yaml runs `kpref stage <name>` for each stage, and the Prefect flow asks DVC to; both land
-in `run_stage`, which loads params.yaml and calls `tasks.<name>.run(params, root)`. Each stage
-module starts with that function: what it reads and writes, and which params it passes on.
+in `run_stage`, which reads the stage's own sections of params.yaml (its module's `Params`) and
+calls `tasks.<name>.run(params, root)`. Each stage module starts with those two: which params it
+reads, and what it reads and writes. A stage never imports another section's params model, so a
+knob added to the train section leaves the facts stage's DVC deps as they were; `kpref check` and
+the Prefect flow read the whole file first.
 
 The stage is found by its name, not through a table here, so adding a stage never touches
 this module, which every stage's command runs and so every stage lists in its DVC deps.
@@ -15,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from tasks.params import load_params
-from tasks.schema import KprefError
+from tasks.core.schema import KprefError
+from tasks.params.section import load_params
 
 # No network: no library may phone home, whichever door the run came in through.
 OFFLINE_ENV = {
@@ -49,6 +52,6 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     names = stage_names(root)
     if name not in names:
         raise KprefError(f"unknown stage {name!r}; dvc.yaml has {names}")
-    params = load_params(root / params_path)  # every key checked before any heavy import
-    module = importlib.import_module(f"tasks.{name}")
+    module = importlib.import_module(f"tasks.{name}")  # stage modules import their heavy libraries lazily
+    params = load_params(root / params_path, module.Params)  # every key it reads checked before any work
     module.run(params, root)

@@ -5,7 +5,7 @@
 
 Every example names the source the hierarchy picks (instruction > context > parametric),
 the answer each source gives, a `completion` to train on, and for DPO a `rejected` answer
-of a named error type; `tasks/recipes.py` builds one per setting. Test subjects never occur
+of a named error type; `tasks/synthesis/recipes.py` builds one per setting. Test subjects never occur
 in train or val; held-out relations, phrasings and knowledge domains form their own test splits.
 Same facts, probe, params and seed: same bytes.
 """
@@ -19,14 +19,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.atomic import write_jsonl
-from tasks.chains import check_chain_relations
-from tasks.metrics import overlaps
-from tasks.params import Params, SynthesizeParams
-from tasks.params_facts import FactsParams, SplitParams
-from tasks.prompt import prompt_key
-from tasks.recipes import Draw, Phrasing, build
-from tasks.schema import (
+from tasks.core.atomic import write_jsonl
+from tasks.core.metrics import overlaps
+from tasks.core.prompt import prompt_key
+from tasks.core.schema import (
     DATA_DIR,
     FACTS,
     OOD_DOMAIN,
@@ -42,8 +38,21 @@ from tasks.schema import (
     read_facts,
     read_relations,
 )
+from tasks.params.base import BaseParams
+from tasks.params.facts import FactsParams, SplitParams
+from tasks.params.section import StageParams
+from tasks.params.synthesize import SynthesizeParams
+from tasks.synthesis.chains import check_chain_relations
+from tasks.synthesis.recipes import Draw, Phrasing, build
 
 log = logging.getLogger(__name__)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    base: BaseParams
+    facts: FactsParams
+    synthesize: SynthesizeParams
 
 
 def run(p: Params, root: Path) -> None:

@@ -13,22 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tasks.atomic import atomic_dir, write_json
-from tasks.card import file_md5, model_card
-from tasks.checkpoints import Checkpoints
-from tasks.checkpoints import plan as plan_checkpoints
-from tasks.launch import is_main, launched, relaunch, world_size
-from tasks.modeling import (
-    Device,
-    check_checkpoint_dir,
-    load_tokenizer,
-    model_digest,
-    pick_device,
-    release_memory,
-)
-from tasks.params import Params, TrainParams
-from tasks.prompt import conversation, preference
-from tasks.schema import (
+from tasks.core.atomic import atomic_dir, write_json
+from tasks.core.prompt import conversation, preference
+from tasks.core.schema import (
     ADAPTER_DIR,
     BASE_DIR,
     DATA_DIR,
@@ -38,9 +25,32 @@ from tasks.schema import (
     KprefError,
     read_splits,
 )
-from tasks.trainer import frozen_weights_in, load_trainable, sft_trainer_class
+from tasks.params.base import BaseParams
+from tasks.params.model import ModelParams
+from tasks.params.section import StageParams
+from tasks.params.train import TrainParams
+from tasks.runtime.modeling import (
+    Device,
+    check_checkpoint_dir,
+    load_tokenizer,
+    model_digest,
+    pick_device,
+    release_memory,
+)
+from tasks.training.card import file_md5, model_card
+from tasks.training.checkpoints import Checkpoints
+from tasks.training.checkpoints import plan as plan_checkpoints
+from tasks.training.launch import is_main, launched, relaunch, world_size
+from tasks.training.trainer import frozen_weights_in, load_trainable, sft_trainer_class
 
 log = logging.getLogger(__name__)
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    base: BaseParams
+    model: ModelParams
+    train: TrainParams
+
 
 def run(p: Params, root: Path) -> None:
     t = p.train

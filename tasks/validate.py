@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from pydantic import Field
 
-from tasks.atomic import atomic_dir, write_json
-from tasks.metrics import matches, normalize
-from tasks.params import Params
-from tasks.prompt import conversation, prompt_key
-from tasks.schema import (
+from tasks.core.atomic import atomic_dir, write_json
+from tasks.core.schema import (
     ASSUMPTION_STYLES,
     BASE_DIR,
-    CARRIER_ERROR,
-    CONFLICT_SETTINGS,
     DATA_DIR,
     DATA_DOCS,
     ERROR_TYPES,
@@ -44,6 +40,12 @@ from tasks.schema import (
     read_relations,
     read_splits,
 )
+from tasks.params.facts import FactsParams
+from tasks.params.section import StageParams
+from tasks.params.synthesize import SynthesizeParams
+from tasks.params.train import TrainParams
+from tasks.params.validate import ValidateParams
+from tasks.validation.rows import CHECK_COLUMNS, derive_checks
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,14 @@ class GateParams:
                    max_type_ratio=p.synthesize.pairs.max_type_ratio, ood_relations=p.facts.split.ood_relations,
                    held_out_templates=templates, held_out_styles=styles, max_length=p.train.max_length,
                    max_examples=p.validate_.max_failed_examples)
+
+
+class Params(StageParams):
+    """The sections of params.yaml this stage reads."""
+    validate_: ValidateParams = Field(alias="validate")
+    synthesize: SynthesizeParams
+    facts: FactsParams
+    train: TrainParams
 
 
 def run(p: Params, root: Path) -> None:
@@ -105,99 +115,6 @@ def held_out_statements(relations: dict, ood_relations: tuple[str, ...], test_su
     leads = {s.split("{")[0] for s in ASSUMPTION_STYLES} | {". ", "] ", "\n"}
     anchor = "|".join(f"(?<={re.escape(x)})" for x in sorted(leads) if x)
     return re.compile(rf"(?:^|{anchor})(?:{'|'.join(alts)})", re.IGNORECASE) if alts else None
-
-
-def _contains(text: str | None, answer: str | None) -> bool:
-    # the same whole-word rule evaluation scores answers by; None-safe for absent sources
-    return bool(text and answer) and matches(text, [answer])
-
-
-def _source_text(row) -> list[str]:
-    if row.expected_source == "instruction":
-        return [row.instruction] if row.instruction else []
-    if row.expected_source == "context":
-        return list(row.contexts)
-    return []
-
-
-def _source_fits_setting(setting: str, source: str) -> bool:
-    spec = SETTINGS.get(setting)
-    if spec is None:
-        return False
-    return source in CARRIER_ERROR if spec.source is None else source == spec.source
-
-
-def _target_in_source_text(row) -> bool:
-    if row.expected_source == "parametric":
-        return True  # memory has no text to check
-    # multi-hop: the edit names the bridge entity, not the composed answer
-    needle = row.bridge if row.setting == "multi_hop" else row.target
-    return any(_contains(t, needle) for t in _source_text(row))
-
-
-def _rejected_ok(row) -> bool:
-    """A DPO pair's rejected answer is of its setting's error type and says that type's wrong answer."""
-    if not isinstance(row.error_type, str):
-        return row.rejected is None or pd.isna(row.rejected)
-    if row.error_type not in ERROR_TYPES or not isinstance(row.rejected, str):
-        return False
-    if normalize(row.rejected) == normalize(row.completion) or _contains(row.rejected, row.target):
-        return False
-    spec = SETTINGS.get(row.setting)
-    if spec is None:
-        return False
-    expected = CARRIER_ERROR.get(row.expected_source) if spec.source is None else spec.error_type
-    wrong = {
-        "contextual_ignorance": row.world_answer,  # answered from memory despite a relevant passage
-        "contextual_overinclusion": row.answers.get("distractor"),  # copied an irrelevant passage
-        "instruction_neglect": row.answers.get("context") or row.world_answer,  # followed context or memory instead
-    }[row.error_type]
-    return row.error_type == expected and _contains(row.rejected, wrong)
-
-
-def _token_counter(tokenizer):
-    def n_tokens(record: dict) -> int:
-        conv = conversation(record)
-        text = tokenizer.apply_chat_template(conv["prompt"] + conv["completion"], tokenize=False)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    return n_tokens
-
-
-def derive_checks(df: pd.DataFrame, tokenizer=None, max_length: int | None = None) -> pd.DataFrame:
-    """Per-row facts about the hierarchy that the suite then expects to hold (one boolean column each)."""
-    df = df.copy()
-    rows = list(df.itertuples())
-    src_answer = [a.get(s) if isinstance(a, dict) else None for a, s in zip(df["answers"], df["expected_source"])]
-    df["target_is_source_answer"] = [t == a for t, a in zip(df["target"], src_answer)]
-    df["source_matches_setting"] = [_source_fits_setting(r.setting, r.expected_source) for r in rows]
-    df["target_in_source_text"] = [_target_in_source_text(r) for r in rows]
-    df["conflict_differs_from_world"] = [
-        s not in CONFLICT_SETTINGS or normalize(t) != normalize(w)
-        for s, t, w in zip(df["setting"], df["target"], df["world_answer"])
-    ]
-    df["instruction_differs_from_context"] = [
-        s != "instr_vs_ctx" or (a.get("instruction") != a.get("context")) for s, a in zip(df["setting"], df["answers"])
-    ]
-    df["completion_states_target"] = [_contains(c, t) for c, t in zip(df["completion"], df["target"])]
-    df["rejected_matches_error_type"] = [_rejected_ok(r) for r in rows]
-    df["prompt_key"] = [prompt_key(q, i, c) for q, i, c in zip(df["question"], df["instruction"], df["contexts"])]
-    if tokenizer is not None and max_length:
-        n_tokens = _token_counter(tokenizer)
-        df["within_token_limit"] = [n_tokens(r) <= max_length for r in df.to_dict("records")]
-    return df
-
-
-CHECK_COLUMNS = {
-    "target_is_source_answer": "target is the answer of the source the hierarchy picks",
-    "source_matches_setting": "expected_source is the one the setting's hierarchy names",
-    "target_in_source_text": "the picked source's text states the target (multi-hop: the bridge)",
-    "conflict_differs_from_world": "conflict targets differ from the world's answer",
-    "instruction_differs_from_context": "in instr_vs_ctx, instruction and context disagree",
-    "completion_states_target": "the training completion states the target",
-    "rejected_matches_error_type": "a DPO rejected answer is wrong in the way its setting's error type names",
-    "within_token_limit": "prompt + completion fit train.max_length tokens",
-}
 
 
 def balance_table(train_val: pd.DataFrame, gate: GateParams) -> pd.DataFrame:
@@ -371,7 +288,7 @@ def run_validation(data_dir: str | Path, summary_path: str | Path, docs_dir: str
     frames = read_frames(data_dir)
     tokenizer = None
     if tokenizer_dir is not None and gate.max_length:
-        from tasks.modeling import load_tokenizer
+        from tasks.runtime.modeling import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer_dir)
     all_df, train_df, balance_df, held = _checked_frames(frames, gate, tokenizer, relations)

@@ -50,7 +50,7 @@ def shipped_raw(overrides: dict | None = None) -> dict:
 
 def shipped(overrides: dict | None = None):
     """The shipped params (every knob from params.yaml, the one place defaults live) with `overrides`."""
-    from tasks.params import Params
+    from tasks.params.full import Params
 
     return Params.model_validate(shipped_raw(overrides))
 

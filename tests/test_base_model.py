@@ -1,8 +1,8 @@
 import pytest
 
 from tasks.base_model import build_base_model, classify
-from tasks.modeling import load_model
-from tasks.schema import KprefError
+from tasks.core.schema import KprefError
+from tasks.runtime.modeling import load_model
 from tests.conftest import shipped
 
 

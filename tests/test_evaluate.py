@@ -1,7 +1,7 @@
 import pytest
 
+from tasks.core.schema import SETTINGS, TEST_SPLITS
 from tasks.evaluate import evaluate_stage, paired_deltas, robustness_on_base_known
-from tasks.schema import SETTINGS, TEST_SPLITS
 from tests.conftest import shipped
 
 
@@ -27,8 +27,13 @@ def test_evaluate_stage_metrics(trained, tiny_model_dir):
 
 def test_the_base_answers_evaluate_base_kept_score_as_if_answered_in_the_evaluate_stage(trained, tiny_model_dir,
                                                                                          tmp_path):
-    from tasks.answers import evaluation_sets, predict_sets, read_answers, write_answers
-    from tasks.schema import KprefError
+    from tasks.core.schema import KprefError
+    from tasks.evaluation.answers import (
+        evaluation_sets,
+        predict_sets,
+        read_answers,
+        write_answers,
+    )
 
     root, _ = trained
     p = shipped({"evaluate": {"batch_size": 8, "max_new_tokens": 4}}).evaluate
@@ -69,9 +74,9 @@ def test_paired_deltas_pair_questions_by_id():
 
 
 def test_a_cases_questions_are_resampled_together():
+    from tasks.core.metrics import bootstrap_interval, paired_bootstrap
+    from tasks.core.schema import EvalItem
     from tasks.evaluate import summarize
-    from tasks.metrics import bootstrap_interval, paired_bootstrap
-    from tasks.schema import EvalItem
 
     # 30 cases, three paraphrases each answered alike: 30 observations, not 90
     solved = [c % 3 != 0 for c in range(30)]
@@ -99,7 +104,7 @@ def test_robustness_on_base_known_uses_the_base_models_facts():
 def test_evaluate_stage_runs_benchmarks_beside_the_splits_and_reports_skipped_ones(trained, tiny_model_dir, tmp_path):
     import json
 
-    from tasks.benchmarks import load_benchmark
+    from tasks.evaluation.benchmarks import load_benchmark
     from tasks.report import build_report
     from tests.benchmark_files import write_mquake
 

@@ -3,9 +3,9 @@ from typing import get_args
 
 import pytest
 
+from tasks.core.schema import OOD_DOMAIN, KprefError, read_facts, read_relations
 from tasks.facts import collect_facts, run, split_subjects, write_facts
-from tasks.params import parse_params
-from tasks.schema import OOD_DOMAIN, KprefError, read_facts, read_relations
+from tasks.params.full import parse_params
 from tests.conftest import ROOT, shipped
 
 
@@ -94,9 +94,9 @@ def test_bad_ood_domains_are_named(domains, pattern):
 
 
 def test_made_up_facts_are_seeded_only_trained_and_never_probed():
-    from tasks.fictional import FICTIONAL_RELATIONS
-    from tasks.params_facts import FictionalRelation
+    from tasks.params.facts import FictionalRelation
     from tasks.probe import probed_facts
+    from tasks.sources.fictional import FICTIONAL_RELATIONS
 
     assert get_args(FictionalRelation) == tuple(FICTIONAL_RELATIONS)  # params.yaml accepts exactly these
     fp = shipped({"facts": {"sources": {"fictional": {"enabled": True, "per_relation": 30,

@@ -1,8 +1,8 @@
 import pytest
 
+from tasks.core.schema import Fact
 from tasks.probe import belief_answer, probe_batches, run_probe
-from tasks.relations import BUILTIN_RELATIONS
-from tasks.schema import Fact
+from tasks.sources.relations import BUILTIN_RELATIONS
 from tests.conftest import shipped
 
 
@@ -30,16 +30,16 @@ def test_belief_answer_reads_currency_statements():
 
 def _spy_batches(monkeypatch) -> list[frozenset[str]]:
     """Record every batch of prompts the probe generates."""
-    import tasks.generate
+    import tasks.runtime.generate
 
     seen: list[frozenset[str]] = []
-    real = tasks.generate.generate
+    real = tasks.runtime.generate.generate
 
     def spy(model, tok, prompts, batch_size, max_new_tokens, desc="", groups=None):
         seen.extend(frozenset(prompts[i] for i in g) for g in groups)
         return real(model, tok, prompts, batch_size, max_new_tokens, desc, groups)
 
-    monkeypatch.setattr(tasks.generate, "generate", spy)
+    monkeypatch.setattr(tasks.runtime.generate, "generate", spy)
     return seen
 
 

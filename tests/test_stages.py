@@ -1,5 +1,6 @@
 """dvc.yaml, params.yaml and the code must describe the same pipeline, and DVC must see every
 code change that can change an artifact."""
+import ast
 import importlib
 import importlib.util
 from pathlib import Path
@@ -8,9 +9,10 @@ import grimp
 import pytest
 import yaml
 
-from tasks import schema
-from tasks.params import Params
-from tasks.schema import KprefError
+from tasks.core import schema
+from tasks.core.schema import KprefError
+from tasks.params.full import Params
+from tasks.params.section import SECTIONS
 from tasks.stages import run_stage, stage_names
 from tests.conftest import ROOT
 
@@ -30,15 +32,34 @@ def module_path(module: str, root: Path = ROOT) -> str:
     return Path(importlib.util.find_spec(module).origin).resolve().relative_to(root).as_posix()
 
 
+def is_code(path: Path) -> bool:
+    """Whether a module can change what a stage does: a package's __init__.py holding only its
+    docstring cannot, so dvc.yaml need not list it."""
+    if path.name != "__init__.py":
+        return True
+    body = ast.parse(path.read_text()).body
+    return not (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant))
+
+
+def listed_modules(deps: list, root: Path = ROOT) -> set[str]:
+    """The .py files a stage's deps name, a folder of tasks/ standing for every module in it."""
+    out = set()
+    for d in deps:
+        if d.endswith(".py"):
+            out.add(d)
+        elif d.startswith("tasks/") and (root / d).is_dir():
+            out |= {p.relative_to(root).as_posix() for p in (root / d).glob("*.py") if is_code(p)}
+    return out
+
+
 def code_deps(root: Path = ROOT) -> dict[str, tuple[set[str], set[str]]]:
-    """stage -> (the module files its command imports, the .py files dvc.yaml lists as its deps)."""
+    """stage -> (the module files its command imports, the .py files dvc.yaml's deps name)."""
     dvc = yaml.safe_load((root / "dvc.yaml").read_text())
     graph = grimp.build_graph("tasks")
     out = {}
     for name, st in dvc["stages"].items():
         needed = {module_path(m, root) for m in stage_import_closure(graph, name)}
-        listed = {d for d in st.get("deps", []) if d.endswith(".py")}
-        out[name] = (needed, listed)
+        out[name] = ({n for n in needed if is_code(root / n)}, listed_modules(st.get("deps", []), root))
     return out
 
 
@@ -60,15 +81,33 @@ def test_deps_cover_every_module_a_stage_imports():
 def test_the_closure_follows_imports_inside_functions():
     graph = grimp.build_graph("tasks")
     # probe imports generate and modeling inside run_probe, so a model loads only when it runs
-    assert {"tasks.generate", "tasks.modeling", "tasks.metrics", "tasks.schema"} <= stage_import_closure(graph, "probe")
+    assert {"tasks.runtime.generate", "tasks.runtime.modeling", "tasks.core.metrics",
+            "tasks.core.schema"} <= stage_import_closure(graph, "probe")
     assert "tasks.train" not in stage_import_closure(graph, "probe")
 
 
 def test_params_sections_exist():
-    fields = {f.alias or n for n, f in Params.model_fields.items()}
+    fields = [f.alias or n for n, f in Params.model_fields.items()]
     for st in DVC["stages"].values():
         for p in st.get("params", []):
             assert p.split(".")[0] in fields, p
+    assert tuple(fields) == SECTIONS
+
+
+def test_each_stage_reads_the_sections_dvc_tracks_for_it():
+    """A stage's `Params` are the sections its dvc.yaml params name: no more (a knob of another
+    section would make it stale for nothing), no fewer (a value it reads would change nothing DVC sees)."""
+    for name, st in DVC["stages"].items():
+        model = importlib.import_module(f"tasks.{name}").Params
+        reads = {f.alias or n for n, f in model.model_fields.items()}
+        assert reads == {p.split(".")[0] for p in st.get("params", [])}, name
+
+
+def test_a_stage_never_imports_another_sections_params():
+    graph = grimp.build_graph("tasks")
+    for stage in ("facts", "probe", "synthesize"):
+        assert "tasks.params.train" not in stage_import_closure(graph, stage)
+        assert "tasks.params.full" not in stage_import_closure(graph, stage)
 
 
 def test_artifact_paths_are_declared():

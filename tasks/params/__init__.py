@@ -1,0 +1,1 @@
+"""params.yaml, typed: one module per section; `full` is the whole file."""

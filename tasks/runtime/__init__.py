@@ -1,0 +1,1 @@
+"""Running a model: loading checkpoints safely, choosing the device, batched generation."""
