@@ -219,9 +219,5 @@ def data_updated(files: list[Path] = typer.Argument(..., help="Facts files that 
         _fail(e)
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
