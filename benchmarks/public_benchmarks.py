@@ -9,8 +9,8 @@ With `--against B`, an experiment's tuned model (B's) answers the same items too
 prints B - A per setting and per case, paired: does a recipe pay on the benchmark (in `--json`
 under "against"). `--predictions DIR` keeps the answers as a run's reports/predictions holds
 them (DIR/base_FORMAT.jsonl, DIR/tuned_FORMAT.jsonl; B's tuned in DIR/against/), so later runs
-are paired with them without answering again: `python benchmarks/compare_runs.py DIR OTHER
---splits mquake`.
+are paired with them without answering again: `kpref compare DIR OTHER
+--split mquake`.
 
 PATH is a file in its authors' format (any MQuAKE file: CF-3k, CF-3k-v2, T, hard). RUN is a
 finished pipeline run (params.yaml, models/base, models/tuned). Both models answer the same
@@ -35,8 +35,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from tasks.core.atomic import write_jsonl  # noqa: E402
 from tasks.core.metrics import describe_delta  # noqa: E402
-from tasks.evaluate import evaluate_model, paired_deltas  # noqa: E402
+from tasks.evaluate import evaluate_model  # noqa: E402
 from tasks.evaluation.benchmarks import load_benchmark  # noqa: E402
+from tasks.evaluation.scoring import paired_deltas  # noqa: E402
 from tasks.params.full import load_params  # noqa: E402
 
 TARGETS = {"mquake": [("case", "multi_hop_instr", 0.90), ("case", "multi_hop_ctx", 0.90),
@@ -56,7 +57,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     ap.add_argument("--against", type=Path, default=None, help="another run: its tuned model against RUN's, paired")
     ap.add_argument("--predictions", type=Path, default=None,
-                    help="write the models' predictions here, to pair later runs with (compare_runs.py)")
+                    help="write the models' predictions here, to pair later runs with (kpref compare)")
     args = ap.parse_args()
 
     p = load_params(args.run / "params.yaml").evaluate

@@ -64,8 +64,9 @@ from tasks.core.schema import (  # noqa: E402
     read_jsonl,
     read_relations,
 )
-from tasks.evaluate import base_known_ids, evaluate_items  # noqa: E402
+from tasks.evaluate import evaluate_items  # noqa: E402
 from tasks.evaluation.predict import same_answer  # noqa: E402
+from tasks.evaluation.scoring import base_known_ids  # noqa: E402
 from tasks.params.full import Params, load_params  # noqa: E402
 from tasks.runtime.modeling import load_model  # noqa: E402
 from tasks.synthesize import make_world, split_examples  # noqa: E402

@@ -1,15 +1,18 @@
-"""The `kpref` command line: stages (for dvc.yaml), the Prefect pipeline, answer and evaluate."""
+"""The `kpref` command line: stages (for dvc.yaml), the Prefect pipeline, answer, evaluate and compare."""
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from tasks.core.schema import KprefError
 from tasks.stages import quiet_offline_env
@@ -62,6 +65,25 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="Params file."),
     Console().print(f"[green]ok[/] {params}: base model {p.model.base!r} ({kind})")
 
 
+PARAMS_HELP = ("Params file for the defaults (default: ./params.yaml where there is one, else the packaged "
+               "defaults); the flags win over it.")
+
+
+def evaluate_params(params: Path | None):
+    """params.yaml's evaluate section for `answer` and `evaluate`, which need nothing else of a
+    project: from `params` if given, else ./params.yaml, else the defaults kpref ships."""
+    from tasks.params.evaluate import EvaluateParams
+    from tasks.params.section import StageParams, load_params
+
+    class Evaluate(StageParams):
+        evaluate: EvaluateParams
+
+    if params is None:
+        here = Path("params.yaml")
+        params = here if here.exists() else Path(str(importlib.resources.files("tasks.params") / "defaults.yaml"))
+    return load_params(params, Evaluate).evaluate
+
+
 def _explain(p) -> None:
     from rich.table import Table
 
@@ -104,16 +126,15 @@ def answer(model: Path = typer.Option(..., help="HF checkpoint directory (safete
                                                                  "(instruction / context / memory) and the "
                                                                  "confidence gain."),
            max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
-           params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
+           params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)) -> None:
     """Print the model's answer, with the same prompt format as training."""
     from tasks.core import prompt
     from tasks.evaluation.predict import explain_answer
-    from tasks.params.full import load_params
     from tasks.runtime.generate import generate
     from tasks.runtime.modeling import load_model
 
     try:
-        ev = load_params(params).evaluate
+        ev = evaluate_params(params)
         m, tok = load_model(model, precision=ev.precision)
     except KprefError as e:
         _fail(e)
@@ -145,17 +166,16 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
                                                                         "(MQuAKE) or questions (IfQA, MRQA)."),
              batch_size: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.batch_size."),
              max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Default: evaluate.max_new_tokens."),
-             params: Path = typer.Option(Path("params.yaml"), help="Params file (for the defaults).")) -> None:
+             params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)) -> None:
     """Evaluate any model on a user's conflict set (JSONL) or a public benchmark file."""
     from tasks.core.atomic import write_json, write_jsonl
     from tasks.core.schema import read_eval_items
     from tasks.evaluate import evaluate_model
     from tasks.evaluation.benchmarks import load_benchmark
-    from tasks.params.full import load_params
 
     _logging()
     try:
-        p = load_params(params).evaluate
+        p = evaluate_params(params)
         # every record checked before the model loads
         try:
             items = load_benchmark(benchmark, data, max_items) if benchmark else read_eval_items(data)
@@ -170,6 +190,36 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
     keys = ("n", "adherence", "adherence_ci95", "adherence_by_setting", "case_adherence_by_setting",
             "adherence_by_source")
     Console().print_json(json.dumps({k: ev.metrics[k] for k in keys if k in ev.metrics}))
+
+
+@app.command()
+def compare(run_a: Path = typer.Argument(..., help="A run: a project folder after `dvc repro`, or its "
+                                                    "reports/predictions."),
+            run_b: Path = typer.Argument(..., help="The run to compare with it, on the same questions."),
+            names: str = typer.Option("A,B", help="What to call the two runs, comma-separated."),
+            splits: Optional[list[str]] = typer.Option(None, "--split", help="A prediction set to compare; "
+                                                       "repeat for several (default: the four test splits)."),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures here.")) -> None:
+    """B minus A on the questions both answered, each difference with its paired 95% interval."""
+    from tasks.core.atomic import write_json
+    from tasks.core.metrics import describe_delta
+    from tasks.evaluation.compare import SPLITS, compare_runs
+
+    name_a, _, name_b = names.partition(",")
+    try:
+        figures = compare_runs(run_a, run_b, tuple(splits or SPLITS))
+    except KprefError as e:
+        _fail(e)
+    table = Table(title=f"{name_b or 'B'} minus {name_a}: paired 95% intervals (significant: the interval excludes 0)")
+    for col in ("split", "measure", name_a, name_b or "B", "difference"):
+        table.add_column(col)
+    for split, rows in figures.items():
+        for i, r in enumerate(rows):
+            table.add_row(split if i == 0 else "", r.measure, r.a, r.b, describe_delta(r.delta),
+                          end_section=i == len(rows) - 1)
+    Console().print(table)
+    if json_out:
+        write_json(json_out, {split: [asdict(r) for r in rows] for split, rows in figures.items()})
 
 
 @app.command()

@@ -1,7 +1,8 @@
 import pytest
 
 from tasks.core.schema import SETTINGS, TEST_SPLITS
-from tasks.evaluate import evaluate_stage, paired_deltas, robustness_on_base_known
+from tasks.evaluate import evaluate_stage
+from tasks.evaluation.scoring import paired_deltas, robustness_on_base_known
 from tests.conftest import shipped
 
 
@@ -76,7 +77,7 @@ def test_paired_deltas_pair_questions_by_id():
 def test_a_cases_questions_are_resampled_together():
     from tasks.core.metrics import bootstrap_interval, paired_bootstrap
     from tasks.core.schema import EvalItem
-    from tasks.evaluate import summarize
+    from tasks.evaluation.scoring import summarize
 
     # 30 cases, three paraphrases each answered alike: 30 observations, not 90
     solved = [c % 3 != 0 for c in range(30)]

@@ -6,13 +6,13 @@ from collections import Counter
 import pytest
 
 from tasks.core.schema import KprefError
-from tasks.evaluate import case_flags, paired_deltas, summarize
 from tasks.evaluation.benchmarks import (
     answer_type,
     load_benchmark,
     read_benchmarks,
     split_premise,
 )
+from tasks.evaluation.scoring import case_flags, paired_deltas, summarize
 from tasks.params.evaluate import BenchmarkFile
 from tests.benchmark_files import (
     IFQA,

@@ -91,3 +91,19 @@ def test_answer_explain_names_the_followed_source_and_confidence_gain(tiny_model
     assert {"with nothing", "with the instruction only", "with the context only"} <= {
         line.strip().split(":")[0] for line in lines}
     assert any(line.startswith("confidence gain: ") and "nats" in line for line in lines)
+
+
+def test_evaluate_and_answer_run_from_any_folder_on_the_packaged_defaults(tiny_model_dir, tmp_path, monkeypatch):
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(i) + "\n" for i in ITEMS))
+    monkeypatch.chdir(tmp_path)  # no params.yaml here
+    r = runner.invoke(app, ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out", "out",
+                            "--max-new-tokens", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["n"] == 2
+    r = runner.invoke(app, ["answer", "--model", str(tiny_model_dir), "--question", "Capital of Peru?",
+                            "--max-new-tokens", "2"])
+    assert r.exit_code == 0, r.output
+    # a params file given by name that is not there is an error, not a silent fallback
+    r = runner.invoke(app, ["answer", "--model", str(tiny_model_dir), "--question", "Q?", "--params", "nope.yaml"])
+    assert r.exit_code != 0 and "nope.yaml: params file not found" in r.output
