@@ -1,7 +1,8 @@
 """Stage evaluate: how well a model obeys the hierarchy, on synthesized, benchmark or user conflict sets.
 
     params: evaluate        reads: models/tuned, reports/base_predictions/, data/test*.jsonl, inputs/benchmarks/
-                            writes: reports/metrics.json, reports/predictions/, reports/plots/adherence.csv
+                            writes: reports/metrics.json, reports/summary.json, reports/predictions/,
+                                    reports/plots/adherence.csv
 
 `tasks/evaluation/predict.py` answers every item one way and `tasks/evaluation/scoring.py` scores it: the DVC stage has the
 tuned model answer every test split and every benchmark params.yaml lists (tasks/evaluation/benchmarks.py
@@ -24,6 +25,7 @@ from tasks.core.schema import (
     METRICS,
     NOT_MODELS,
     PREDICTIONS,
+    SUMMARY,
     TUNED_DIR,
     EvalItem,
 )
@@ -35,7 +37,12 @@ from tasks.evaluation.answers import (
 )
 from tasks.evaluation.benchmarks import read_benchmarks
 from tasks.evaluation.predict import predict
-from tasks.evaluation.scoring import paired_deltas, robustness_on_base_known, summarize
+from tasks.evaluation.scoring import (
+    headline_summary,
+    paired_deltas,
+    robustness_on_base_known,
+    summarize,
+)
 from tasks.params.evaluate import EvaluateParams
 from tasks.params.section import StageParams
 
@@ -52,6 +59,7 @@ def run(p: Params, root: Path) -> None:
     base = read_answers(root / BASE_PREDICTIONS, "base", evaluation_sets(root / DATA_DIR, benchmarks))
     metrics = evaluate_stage(root / DATA_DIR, {"tuned": root / TUNED_DIR}, p.evaluate, root / METRICS,
                              root / PREDICTIONS, root / ADHERENCE_CSV, benchmarks, skipped, answered={"base": base})
+    write_json(root / SUMMARY, headline_summary(metrics))
     log.info("tuned adherence: %s", {name: m.get("tuned", {}).get("adherence") for name, m in metrics.items()})
 
 

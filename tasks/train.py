@@ -268,20 +268,12 @@ def _fit(trainer, ckpt: Checkpoints | None, phase: str) -> tuple:
 def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[str, list[dict]], lora,
               scratch: str, live_dir: str | Path, ckpt: Checkpoints | None = None):
     """LoRA SFT on train (evaluated on val each epoch): (the PEFT model, its summary)."""
-    from transformers.integrations import DVCLiveCallback
-
     train_ds, eval_ds = _dataset(data["train"], conversation), _dataset(data["val"], conversation)
     config = sft_config(p, scratch, device, seed, evaluate=eval_ds is not None,
                         saving=ckpt.trainer_args("sft") if ckpt else None)
-    live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = sft_trainer_class(device, model.config)(
+    trainer, result, resumed = _run_phase(lambda callbacks: sft_trainer_class(device, model.config)(
         model=model, args=config, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
-        peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [],
-    )
-    with frozen_weights_in(trainer.model, device):
-        result, resumed = _fit(trainer, ckpt, "sft")
-    if live:
-        live.end()
+        peft_config=lora, callbacks=callbacks), live_dir, device, ckpt, "sft")
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     return trainer.model, {"train_loss": _mean_loss(trainer, result), "steps": result.global_step,
                            "device": device.name,
@@ -293,7 +285,6 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
               live_dir: Path, ckpt: Checkpoints | None = None):
     """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
     with the adapter switched off, so no second copy is held. (the PEFT model, its summary)."""
-    from transformers.integrations import DVCLiveCallback
     from trl import DPOConfig, DPOTrainer
 
     rows = [preference(r) for r in records if r.get("rejected")]
@@ -308,16 +299,27 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
         logging_steps=max(1, min(p.logging_steps, p.dpo.steps)),
         **_runtime_args(p, device, seed, str(scratch), ckpt.trainer_args("dpo") if ckpt else None),
     )
-    live = _live(live_dir) if is_main() else None
-    trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict),
-                         processing_class=tok, peft_config=lora, callbacks=[DVCLiveCallback(live=live)] if live else [])
-    with frozen_weights_in(trainer.model, device):
-        result, resumed = _fit(trainer, ckpt, "dpo")
-    if live:
-        live.end()
+    trainer, result, resumed = _run_phase(lambda callbacks: DPOTrainer(
+        model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict), processing_class=tok,
+        peft_config=lora, callbacks=callbacks), live_dir, device, ckpt, "dpo")
     return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step,
                            "dpo_pairs": len(rows),
                            **({"resumed_dpo_at_step": resumed} if resumed else {})}
+
+
+def _run_phase(make_trainer, live_dir: str | Path, device: Device, ckpt: Checkpoints | None, phase: str):
+    """One phase's training: its trainer (made with the dvclive callback, one process logging), run
+    with the frozen weights held as autocast uses them, from the newest checkpoint a killed run of
+    the phase left: (trainer, result, the step it resumed at or None)."""
+    from transformers.integrations import DVCLiveCallback
+
+    live = _live(live_dir) if is_main() else None  # one process logs
+    trainer = make_trainer([DVCLiveCallback(live=live)] if live else [])
+    with frozen_weights_in(trainer.model, device):
+        result, resumed = _fit(trainer, ckpt, phase)
+    if live:
+        live.end()
+    return trainer, result, resumed
 
 
 def _keep_adapter(model, where: Path) -> Path:

@@ -136,3 +136,21 @@ def test_evaluate_stage_runs_benchmarks_beside_the_splits_and_reports_skipped_on
     assert (out / "figures" / "adherence_mquake.png").exists()
     # the held-out subjects' confidence gains, drawn per setting
     assert (out / "figures" / "confidence_gain.png").exists() and "Conflict detection" in md
+
+
+def test_the_summary_dvc_shows_holds_the_tuned_headlines_and_retention_per_split():
+    from tasks.evaluation.scoring import headline_summary
+
+    metrics = {
+        "test": {"base": {"adherence": 0.5}, "tuned": {"adherence": 0.9, "adherence_ci95": [0.8, 1.0],
+                                                       "closed_book_accuracy": 0.6,
+                                                       "irrelevant_robustness_base_known": 0.95,
+                                                       "adherence_by_setting": {"closed_book": 0.6}},
+                 "delta": {"adherence": 0.4, "closed_book_retention": 0.05}},
+        "mquake": {"skipped": "no file"},
+        "ifqa": {"tuned": {"adherence": 0.1}},
+    }
+    assert headline_summary(metrics) == {
+        "test": {"adherence": 0.9, "closed_book": 0.6, "robustness_base_known": 0.95, "retention": 0.05},
+        "ifqa": {"adherence": 0.1},
+    }

@@ -27,11 +27,18 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     out = build_report(tmp_path / "metrics.json", tmp_path / "missing.json", tmp_path / "live", tmp_path / "pred",
                        tmp_path / "reports", tmp_path / "reports" / "figures")
     md, html = out["md"].read_text(), out["html"].read_text()
-    assert "ctx_counterfactual" in md and "figures/adherence_test.png" in md
-    # retention stands beside adherence in the first table, above every per-split section
+    assert "| a counterfactual passage | 25% | 100% |" in md and "figures/adherence_test.png" in md
+    # retention stands beside adherence in the first table, above every per-split section, in
+    # percentages and points, under a few sentences that say what tuning did
     for text in (md, html):
         top = text[: text.index("Held-out subjects")]  # the per-split section's title
-        assert "Headlines" in top and "held-out subjects" in top and "-0.0312" in top and "[-0.125, 0.0625]" in top and "1.0 (0.25)" in top
+        assert "Headlines" in top and "held-out subjects" in top and "-3 pts [-12, +6]" in top and "100% (25%)" in top
+        assert "In short" in top and "follows a counterfactual passage 100% of the time (the base model 25%)" in top
+        assert "it answers 50% right against the base model's 50%: -3 pts [-12, +6]." in top
+        assert "No setting of any split or benchmark fell significantly below the base model." in top
+    # labels, not metrics.json's keys; EM only where answers are spans (benchmarks), not here
+    assert "| closed-book accuracy | 50% | 50% |" in md and "closed_book_accuracy" not in md
+    assert "exact match" not in md and "irrelevant_robustness" not in md
     # a failure in full: everything the model was given, what was expected and what it said
     for text in (md, html):
         failure = text[text.index("Failures, in full"):]
@@ -45,7 +52,7 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
 
 
 def test_training_curves_draw_dpo_rewards_when_there_was_a_dpo_phase(tmp_path):
-    from tasks.report import plot_loss
+    from tasks.reporting.figures import plot_loss
 
     def tsv(path, key, values):
         path.parent.mkdir(parents=True, exist_ok=True)

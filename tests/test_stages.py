@@ -78,6 +78,19 @@ def test_deps_cover_every_module_a_stage_imports():
         assert not listed - needed, f"dvc.yaml stage {name!r} lists modules it never imports {sorted(listed - needed)}"
 
 
+def test_deps_cover_every_template_a_stage_renders():
+    """A template is code too: a stage whose modules name a template lists it (or tasks/templates)."""
+    import re
+
+    graph = grimp.build_graph("tasks")
+    for name, st in DVC["stages"].items():
+        sources = "".join((ROOT / module_path(m)).read_text() for m in stage_import_closure(graph, name))
+        for template in sorted(set(re.findall(r"[\w.]+\.j2", sources))):
+            path = f"tasks/templates/{template}"
+            assert (ROOT / path).exists(), path
+            assert {path, "tasks/templates"} & set(st["deps"]), f"dvc.yaml stage {name!r} misses deps {path}"
+
+
 def test_the_closure_follows_imports_inside_functions():
     graph = grimp.build_graph("tasks")
     # probe imports generate and modeling inside run_probe, so a model loads only when it runs
@@ -117,7 +130,7 @@ def test_artifact_paths_are_declared():
             for entry in st.get(kind, []):
                 declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
     for const in ("BASE_DIR", "ADAPTER_DIR", "TUNED_DIR", "FACTS", "RELATIONS", "PROBE", "VALIDATION", "DATA_DOCS",
-                  "TRAIN_LIVE", "METRICS", "PREDICTIONS", "ADHERENCE_CSV"):
+                  "TRAIN_LIVE", "METRICS", "SUMMARY", "PREDICTIONS", "ADHERENCE_CSV"):
         assert getattr(schema, const) in declared, const
     for split in schema.SPLITS:
         assert f"{schema.DATA_DIR}/{split}.jsonl" in declared, split

@@ -84,6 +84,7 @@ VALIDATION = "reports/validation.json"
 DATA_DOCS = "reports/data_docs"
 TRAIN_LIVE = "reports/train"
 METRICS = "reports/metrics.json"
+SUMMARY = "reports/summary.json"  # the headline figures DVC shows as metrics (`dvc metrics show/diff`)
 PREDICTIONS = "reports/predictions"
 BASE_PREDICTIONS = "reports/base_predictions"  # the evaluate_base stage's: the base model's answers
 ADHERENCE_CSV = "reports/plots/adherence.csv"

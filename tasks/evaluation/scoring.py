@@ -132,3 +132,24 @@ def robustness_on_base_known(base: list[dict], rows: list[dict]) -> dict:
     return {"irrelevant_robustness_base_known": rate(flags),
             "irrelevant_robustness_base_known_ci95": bootstrap_interval(flags),
             "n_base_known": len(flags)} if flags else {}
+
+
+# the figures a person compares between experiments, per split and benchmark (reports/summary.json)
+SUMMARY_KEYS = {"adherence": "adherence", "closed_book_accuracy": "closed_book",
+                "irrelevant_robustness_base_known": "robustness_base_known"}
+
+
+def headline_summary(metrics: dict) -> dict:
+    """The tuned model's headline figures from metrics.json, and closed-book retention (tuned - base
+    on the same questions): a few columns a split for `dvc metrics show` and `dvc metrics diff`,
+    where metrics.json's every interval bound and confusion cell would be hundreds."""
+    out = {}
+    for name, m in metrics.items():
+        tuned = m.get("tuned")
+        if not tuned:
+            continue
+        row = {short: tuned[key] for key, short in SUMMARY_KEYS.items() if tuned.get(key) is not None}
+        if "closed_book_retention" in m.get("delta", {}):
+            row["retention"] = m["delta"]["closed_book_retention"]
+        out[name] = row
+    return out

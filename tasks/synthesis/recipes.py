@@ -147,15 +147,25 @@ def example(d: Draw, setting: str, f: Fact, ask: Ask, target: str, aliases, *, i
     if rejected and matches(rejected, [target]):
         # a belief like "Uzbekistan" is inside "Uzbekistan is in Africa": no clean pair to learn from
         rejected = None
+    return record(setting, f, ask, ask.template, instruction, contexts, (target, aliases), spec.source,
+                  {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f)[0]},
+                  f.object, ask.answer(f.subject, target), rejected, spec.error_type if rejected else None)
+
+
+def record(setting: str, f: Fact, ask: Ask, template: str, instruction: str | None, contexts,
+           answer: tuple[str, tuple[str, ...]], expected_source: str, answers: dict, world_answer: str,
+           completion: str, rejected: str | None, error_type: str | None, relation: str | None = None,
+           bridge: str | None = None) -> dict:
+    """An example's fields (schema.Example less its id and split), of a question about `f`'s
+    subject asked with `template`; `relation` names a composed one (multi-hop)."""
+    target, aliases = answer
     return {
-        "setting": setting, "subject": f.subject, "relation": f.relation, "question": ask.question(f),
-        "instruction": instruction, "contexts": list(contexts), "target": target, "aliases": list(aliases),
-        "expected_source": spec.source,
-        "answers": {"instruction": None, "context": None, **(answers or {}), "parametric": parametric(d, f)[0]},
-        "world_answer": f.object, "completion": ask.answer(f.subject, target), "source": f.source,
-        "question_template": ask.template, "assumption_style": ask.style if instruction else None,
-        "context_format": ask.fmt if contexts else None, "bridge": None,
-        "rejected": rejected, "error_type": spec.error_type if rejected else None,
+        "setting": setting, "subject": f.subject, "relation": relation or f.relation,
+        "question": template.format(s=f.subject), "instruction": instruction, "contexts": list(contexts),
+        "target": target, "aliases": list(aliases), "expected_source": expected_source, "answers": answers,
+        "world_answer": world_answer, "completion": completion, "source": f.source, "question_template": template,
+        "assumption_style": ask.style if instruction else None, "context_format": ask.fmt if contexts else None,
+        "bridge": bridge, "rejected": rejected, "error_type": error_type,
     }
 
 
@@ -333,20 +343,14 @@ def _multi_hop_row(d: Draw, ask: Ask, carrier: str, edits: list, supports: list[
     """The record of a composed question about `f`'s subject whose last hop is `hop` (or, from
     `_chain_hop`, one edit asked alone: `hop` is `f`): the edits by `carrier`, the rest of the chain
     as passages."""
-    (target, aliases), rel = answer, d.relations[hop.relation]
+    target, rel = answer[0], d.relations[hop.relation]
     instruction = " ".join(erel.assume(es, eo, ask.style) for erel, es, eo in edits) \
         if carrier == "instruction" else None
     stated = supports if instruction else [erel.say(es, eo) for erel, es, eo in edits] + supports
     ctx, _ = render_contexts(d, stated, f, ask.fmt)
-    return {
-        "setting": "multi_hop", "subject": f.subject, "relation": relation,
-        "question": template.format(s=f.subject), "instruction": instruction, "contexts": ctx,
-        "target": target, "aliases": list(aliases), "expected_source": carrier,
-        "answers": {"instruction": None, "context": None, "parametric": hop.object, carrier: target},
-        # the completion names the bridge first ("The capital of Spain is Madrid."): the composition
-        # is spelled out in the relation's own words, the shape of every other answer
-        "world_answer": hop.object, "completion": rel.say(bridge, target), "source": f.source,
-        "question_template": template, "assumption_style": ask.style if instruction else None,
-        "context_format": ask.fmt, "bridge": bridge,
-        "rejected": rel.say(hop.subject, hop.object), "error_type": CARRIER_ERROR[carrier],
-    }
+    # the completion names the bridge first ("The capital of Spain is Madrid."): the composition
+    # is spelled out in the relation's own words, the shape of every other answer
+    return record("multi_hop", f, ask, template, instruction, ctx, answer, carrier,
+                  {"instruction": None, "context": None, "parametric": hop.object, carrier: target}, hop.object,
+                  rel.say(bridge, target), rel.say(hop.subject, hop.object), CARRIER_ERROR[carrier],
+                  relation=relation, bridge=bridge)

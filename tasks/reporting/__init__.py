@@ -1,0 +1,1 @@
+"""The report (report stage): its figures, and its figures said in words."""
