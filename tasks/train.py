@@ -99,13 +99,14 @@ def _runtime_args(p: TrainParams, device, seed: int, output_dir: str, saving: di
     }
 
 
-def _live(live_dir: str | Path):
-    """dvclive logger that writes plain files and leaves dvc.yaml and experiments to DVC."""
+def _live(live_dir: str | Path, resume: bool = False):
+    """dvclive logger that writes plain files and leaves dvc.yaml and experiments to DVC; `resume`
+    keeps what an earlier phase of this run logged there and carries on from its last step."""
     from dvclive import Live
     from scmrepo.exceptions import SCMError
 
     try:
-        return Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        return Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
     except SCMError as e:
         raise KprefError(
             f"train: dvclive cannot read this git repository ({e}); commit once (`git commit`) before training"
@@ -227,7 +228,7 @@ def train(p: TrainParams, seed: int, base_dir: str | Path, data_dir: str | Path,
             release_memory()
         if "dpo" in p.method:
             dpo_model, dpo_summary = train_dpo(merged, tok, p, seed, device, data["train"], lora,
-                                               Path(scratch) / "dpo", Path(live_dir) / "dpo", ckpt)
+                                               Path(scratch) / "dpo", Path(live_dir), ckpt, after_sft="sft" in p.method)
             adapters["dpo"] = _keep_adapter(dpo_model, Path(scratch) / "adapter-dpo")
             merged = dpo_model.merge_and_unload().to(torch.float32)
             summary.update(dpo_summary)
@@ -282,7 +283,7 @@ def train_sft(model, tok, p: TrainParams, seed: int, device: Device, data: dict[
 
 
 def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: list[dict], lora, scratch: Path,
-              live_dir: Path, ckpt: Checkpoints | None = None):
+              live_dir: Path, ckpt: Checkpoints | None = None, after_sft: bool = False):
     """DPO on the typed pairs, a fresh LoRA on the SFT-merged model; the reference is that model
     with the adapter switched off, so no second copy is held. (the PEFT model, its summary)."""
     from trl import DPOConfig, DPOTrainer
@@ -301,25 +302,38 @@ def train_dpo(model, tok, p: TrainParams, seed: int, device: Device, records: li
     )
     trainer, result, resumed = _run_phase(lambda callbacks: DPOTrainer(
         model=model, ref_model=None, args=config, train_dataset=_dataset(rows, dict), processing_class=tok,
-        peft_config=lora, callbacks=callbacks), live_dir, device, ckpt, "dpo")
+        peft_config=lora, callbacks=callbacks), live_dir, device, ckpt, "dpo", after_sft)
     return trainer.model, {"dpo_loss": _mean_loss(trainer, result), "dpo_steps": result.global_step,
                            "dpo_pairs": len(rows),
                            **({"resumed_dpo_at_step": resumed} if resumed else {})}
 
 
-def _run_phase(make_trainer, live_dir: str | Path, device: Device, ckpt: Checkpoints | None, phase: str):
+def _run_phase(make_trainer, live_dir: str | Path, device: Device, ckpt: Checkpoints | None, phase: str,
+               after_sft: bool = False):
     """One phase's training: its trainer (made with the dvclive callback, one process logging), run
     with the frozen weights held as autocast uses them, from the newest checkpoint a killed run of
-    the phase left: (trainer, result, the step it resumed at or None)."""
-    from transformers.integrations import DVCLiveCallback
-
-    live = _live(live_dir) if is_main() else None  # one process logs
-    trainer = make_trainer([DVCLiveCallback(live=live)] if live else [])
+    the phase left: (trainer, result, the step it resumed at or None). Both phases log to the one
+    dvclive folder, DPO's curves under dpo/ (after SFT's, on from its last step), so dvc.yaml
+    declares one plots folder that every method fills."""
+    live = _live(live_dir, resume=after_sft) if is_main() else None  # one process logs
+    trainer = make_trainer([_live_callback(live, "" if phase == "sft" else f"{phase}/")] if live else [])
     with frozen_weights_in(trainer.model, device):
         result, resumed = _fit(trainer, ckpt, phase)
     if live:
         live.end()
     return trainer, result, resumed
+
+
+def _live_callback(live, prefix: str):
+    """transformers' dvclive callback, each logged name under `prefix`."""
+    from transformers.integrations import DVCLiveCallback
+
+    class PrefixedDVCLiveCallback(DVCLiveCallback):
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            logs = {prefix + k: v for k, v in (logs or {}).items()}
+            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return PrefixedDVCLiveCallback(live=live)
 
 
 def _keep_adapter(model, where: Path) -> Path:

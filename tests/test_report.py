@@ -60,7 +60,7 @@ def test_training_curves_draw_dpo_rewards_when_there_was_a_dpo_phase(tmp_path):
 
     live = tmp_path / "live"
     assert plot_loss(live) is None  # nothing trained, nothing drawn
-    dpo = live / "dpo" / "plots" / "metrics"
+    dpo = live / "plots" / "metrics" / "dpo"
     tsv(dpo / "loss.tsv", "loss", [0.69, 0.6, 0.5])
     tsv(dpo / "rewards" / "margins.tsv", "margins", [0.0, 0.2, 0.5])
     only_dpo = plot_loss(live)

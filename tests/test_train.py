@@ -1,3 +1,4 @@
+import csv
 import hashlib
 import json
 
@@ -207,9 +208,16 @@ def test_sft_then_dpo_on_typed_pairs(trained, tiny_model_dir, tmp_path):
     assert not any((tmp_path / "ck").iterdir())
     assert out["dpo_steps"] == 2 and out["dpo_pairs"] == 4  # two steps of two pairs, one at a time
     assert load_file(tmp_path / "adapter" / "dpo" / "adapter_model.safetensors")  # the DPO LoRA's weights, not none
-    assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
-    for curve in ("rewards/margins.tsv", "rewards/accuracies.tsv", "learning_rate.tsv"):  # dvc.yaml's DPO plots
-        assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / curve).exists(), curve
+    # one dvclive folder, DPO's curves under dpo/ after SFT's (dvc.yaml declares the one plots folder)
+    curves = tmp_path / "live" / "plots" / "metrics"
+    assert (curves / "loss.tsv").exists()
+    for curve in ("loss.tsv", "rewards/margins.tsv", "rewards/accuracies.tsv", "learning_rate.tsv"):
+        assert (curves / "dpo" / curve).exists(), curve
+    def steps(path):
+        with open(path) as fh:
+            return [int(r["step"]) for r in csv.DictReader(fh, delimiter="\t")]
+
+    assert steps(curves / "dpo" / "loss.tsv") and min(steps(curves / "dpo" / "loss.tsv")) > max(steps(curves / "loss.tsv"))
     model, _ = load_model(tmp_path / "tuned")
     assert not hasattr(model, "peft_config")
     assert "- dpo" in (tmp_path / "tuned" / "README.md").read_text()  # the card's tags name both phases
@@ -222,8 +230,8 @@ def test_dpo_alone_starts_from_the_base(trained, tiny_model_dir, tmp_path):
     out = train(p, 0, tiny_model_dir, root / "data", tmp_path / "adapter", tmp_path / "tuned", tmp_path / "live")
     assert out["method"] == "dpo" and out["dpo_steps"] == 2 and "train_loss" not in out  # no SFT phase
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and not (tmp_path / "adapter" / "dpo").exists()
-    assert (tmp_path / "live" / "dpo" / "plots" / "metrics" / "loss.tsv").exists()
-    assert not (tmp_path / "live" / "plots").exists()
+    assert (tmp_path / "live" / "plots" / "metrics" / "dpo" / "loss.tsv").exists()
+    assert not (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").exists()  # no SFT curve
 
 
 @pytest.mark.parametrize("change, message", [

@@ -65,7 +65,8 @@ def _read_tsv(path: Path) -> tuple[list[float], list[float]]:
 
 def plot_loss(live_dir: Path) -> bytes | None:
     # dvclive: SFT's per-log values at the top level, evaluation under eval/, the DPO phase under dpo/.
-    sft, dpo = live_dir / "plots" / "metrics", live_dir / "dpo" / "plots" / "metrics"
+    sft = live_dir / "plots" / "metrics"
+    dpo = sft / "dpo"
     panels = {  # title: (y label, {curve: (steps, values)})
         "SFT loss": ("loss", {"train": _read_tsv(sft / "loss.tsv"), "eval": _read_tsv(sft / "eval" / "loss.tsv")}),
         "learning rate": ("learning rate", {"SFT": _read_tsv(sft / "learning_rate.tsv"),
