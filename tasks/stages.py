@@ -52,6 +52,6 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     names = stage_names(root)
     if name not in names:
         raise KprefError(f"unknown stage {name!r}; dvc.yaml has {names}")
-    module = importlib.import_module(f"tasks.{name}")  # stage modules import their heavy libraries lazily
+    module = importlib.import_module(f"tasks.{name}")  # its Params name the sections to check
     params = load_params(root / params_path, module.Params)  # every key it reads checked before any work
     module.run(params, root)

@@ -117,3 +117,24 @@ def test_every_knob_is_described():
 def test_missing_file():
     with pytest.raises(KprefError, match="not found"):
         load_params("/nonexistent/params.yaml")
+
+
+def test_a_stage_reads_its_own_sections_and_names_an_unknown_one():
+    from tasks.facts import Params as FactsStage
+
+    raw = shipped_raw()
+    raw["train"]["learning_rat"] = 0.1  # another stage's typo: not this stage's to report
+    p = load_stage(yaml.safe_dump(raw, sort_keys=False), FactsStage)
+    assert p.base.seed == raw["base"]["seed"] and not hasattr(p, "train")
+    raw["trian"] = raw.pop("train")
+    text = yaml.safe_dump(raw, sort_keys=False)
+    with pytest.raises(KprefError, match=rf"params.yaml:{_line_of(text, 'trian')}: unknown section 'trian'"):
+        load_stage(text, FactsStage)
+    with pytest.raises(KprefError, match=r"missing key 'facts'"):
+        load_stage("base:\n  seed: 1\n", FactsStage)
+
+
+def load_stage(text: str, model):
+    from tasks.params.section import parse_params as parse_section
+
+    return parse_section(text, model)
