@@ -6,6 +6,7 @@ from tasks.evaluation.scoring import paired_deltas, robustness_on_base_known
 from tests.conftest import shipped
 
 
+@pytest.mark.slow
 def test_evaluate_stage_metrics(trained, tiny_model_dir):
     root, _ = trained
     p = shipped({"evaluate": {"batch_size": 8, "max_new_tokens": 4}}).evaluate
@@ -26,6 +27,7 @@ def test_evaluate_stage_metrics(trained, tiny_model_dir):
     assert (root / "reports/adherence.csv").read_text().startswith("split,setting,model,adherence\n")
 
 
+@pytest.mark.slow
 def test_the_base_answers_evaluate_base_kept_score_as_if_answered_in_the_evaluate_stage(trained, tiny_model_dir,
                                                                                          tmp_path):
     from tasks.core.schema import KprefError
@@ -102,6 +104,7 @@ def test_robustness_on_base_known_uses_the_base_models_facts():
     assert robustness_on_base_known([], tuned) == {}
 
 
+@pytest.mark.slow
 def test_evaluate_stage_runs_benchmarks_beside_the_splits_and_reports_skipped_ones(trained, tiny_model_dir, tmp_path):
     import json
 

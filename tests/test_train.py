@@ -109,6 +109,7 @@ def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(tr
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sft", "dpo"])
 def test_bf16_training_holds_the_frozen_weights_in_bf16_and_trains_the_same_bits(trained, tiny_model_dir, tmp_path,
                                                                                   monkeypatch, method):
@@ -292,6 +293,7 @@ def _killed_run(train_raw: dict, kill_at: int, out, tiny_model_dir, data_dir):
 RESUMABLE = {**TINY_TRAIN_RAW, "max_steps": 8, "logging_steps": 2, "checkpoint_steps": 2}
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_an_uninterrupted_one(trained, tiny_model_dir,
                                                                                            tmp_path):
     from safetensors.torch import load_file
@@ -312,6 +314,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_an_unint
     assert max((want[k] - got[k]).abs().max().item() for k in want) < 1e-5  # model, optimizer, data order resumed
 
 
+@pytest.mark.slow
 def test_resuming_with_other_params_starts_over_and_says_why(trained, tiny_model_dir, tmp_path, caplog):
     root, _ = trained
     _killed_run(RESUMABLE, 4, tmp_path, tiny_model_dir, root / "data")
