@@ -33,7 +33,7 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     for text in (md, html):
         top = text[: text.index("Held-out subjects")]  # the per-split section's title
         assert "Headlines" in top and "held-out subjects" in top and "-3 pts [-12, +6]" in top and "100% (25%)" in top
-        assert "In short" in top and "follows a counterfactual passage 100% of the time (the base model 25%)" in top
+        assert "In short" in top and "follows a counterfactual passage 100% of the time, the base model 25%" in top
         assert "it answers 50% right against the base model's 50%: -3 pts [-12, +6]." in top
         assert "No setting of any split or benchmark fell significantly below the base model." in top
     # labels, not metrics.json's keys; EM only where answers are spans (benchmarks), not here

@@ -97,7 +97,8 @@ def _follows(m: dict, setting: str, what: str) -> str | None:
     base, _ = _setting(m, "base", setting)
     if tuned is None:
         return None
-    return f"{what} {with_ci(tuned, ci)} of the time" + (f" (the base model {pct(base)})" if base is not None else "")
+    interval = f" [95% CI {pct(ci[0])}–{pct(ci[1])}]" if ci else ""
+    return f"{what} {pct(tuned)} of the time{interval}" + (f", the base model {pct(base)}" if base is not None else "")
 
 
 def summary(metrics: dict) -> list[str]:
@@ -116,9 +117,11 @@ def summary(metrics: dict) -> list[str]:
         known = m["tuned"].get("irrelevant_robustness_base_known")
         if known is not None:
             base = m.get("base", {}).get("irrelevant_robustness_base_known")
+            ci = m["tuned"].get("irrelevant_robustness_base_known_ci95")
+            interval = f" [95% CI {pct(ci[0])}–{pct(ci[1])}]" if ci else ""
             out.append("Beside an irrelevant passage it keeps its closed-book answer on the facts the base knows "
-                       f"{with_ci(known, m['tuned'].get('irrelevant_robustness_base_known_ci95'))} of the time"
-                       + (f" (the base model {pct(base)})." if base is not None else "."))
+                       f"{pct(known)} of the time{interval}" + (f", the base model {pct(base)}." if base is not None
+                                                                else "."))
     for split in ("test_ood_domain", "test"):
         d = metrics.get(split, {}).get("delta", {})
         if "closed_book_retention" in d:
