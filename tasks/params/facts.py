@@ -88,7 +88,7 @@ FictionalRelation = Literal["founder", "ceo", "headquarters", "founding_year", "
 
 class FictionalParams(_SourceParams):
     relations: tuple[FictionalRelation, ...] = Field(
-        min_length=1, description="Made-up relations to draw (people, companies, books: tasks/fictional.py).")
+        min_length=1, description="Made-up relations to draw (people, companies, books: tasks/sources/fictional.py).")
     per_relation: int = Field(ge=2, description="Made-up facts per relation (Faker, seeded by base.seed).")
 
 
