@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 
 from tasks.core.metrics import metric_changes
 from tasks.core.schema import DVC_LOCK, METRICS, NOT_MODELS, KprefError
+from tasks.params.full import load_params
 from tasks.stages import quiet_offline_env, stage_names
 
 
@@ -172,6 +173,7 @@ def kpref_pipeline(root: str = ".", force: bool = False, share: bool = True, ret
     """Every dvc.yaml stage through DVC. A stage that fails for a reason other than bad input is
     retried `retries` times, `retry_delay_s` apart; bad input fails the run with the stage's message."""
     base = Path(root).resolve()
+    load_params(base / "params.yaml")  # the whole file, before any stage: each stage reads only its own sections
     check_lockfile(base)
     before = _read_metrics(base)
     shared = share and pull_shared(str(base))["remote"] is not None
