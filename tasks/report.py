@@ -35,6 +35,7 @@ from tasks.reporting.words import (
     change_rows,
     headlines,
     metric_rows,
+    paired,
     points,
     setting_rows,
     split_title,
@@ -120,8 +121,8 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
         sections.append({
             "split": s, "title": split_title(s), "models": models,
             "metric_rows": metric_rows(metrics[s], models, spans=s not in TEST_SPLITS),
-            "delta": {"adherence": points(_paired(metrics[s], "adherence")),
-                      "retention": points(_paired(metrics[s], "closed_book_retention"))},
+            "delta": {"adherence": points(paired(metrics[s], "adherence")),
+                      "retention": points(paired(metrics[s], "closed_book_retention"))},
             "rows": setting_rows(metrics[s], models),
             "case_rows": setting_rows(metrics[s], models, "case_adherence_by_setting", "case_by_setting"),
         })
@@ -143,10 +144,3 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
     )
     return {"md": write_text(out_dir / "report.md", md), "html": write_text(out_dir / "report.html", html)}
 
-
-def _paired(m: dict, key: str) -> dict | None:
-    """tuned - base of `key` in a split's delta, as points() takes it; None where it has none."""
-    d = m.get("delta", {})
-    if key not in d:
-        return None
-    return {"delta": d[key], "ci95": d.get(f"{key}_ci95"), "significant": d.get(f"{key}_significant")}

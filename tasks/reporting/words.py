@@ -55,6 +55,14 @@ def with_ci(value: float | None, ci) -> str:
     return pct(value) + (f" [{pct(ci[0])}, {pct(ci[1])}]" if value is not None and ci else "")
 
 
+def paired(m: dict, key: str) -> dict | None:
+    """tuned - base of `key` in a split's delta (metrics.json), as points() takes it; None where it has none."""
+    d = m.get("delta", {})
+    if key not in d:
+        return None
+    return {"delta": d[key], "ci95": d.get(f"{key}_ci95"), "significant": d.get(f"{key}_significant")}
+
+
 def points(d: dict | None) -> str:
     """A paired difference in percentage points: "+8 pts [+4, +12]", "significant" where its
     interval excludes 0."""
@@ -126,10 +134,8 @@ def summary(metrics: dict) -> list[str]:
         d = metrics.get(split, {}).get("delta", {})
         if "closed_book_retention" in d:
             cb = {name: metrics[split][name].get("closed_book_accuracy") for name in ("base", "tuned")}
-            retention = {"delta": d["closed_book_retention"], "ci95": d.get("closed_book_retention_ci95"),
-                         "significant": d.get("closed_book_retention_significant")}
             out.append(f"Closed-book on {split_title(split).split(' (')[0]}, it answers {pct(cb['tuned'])} right "
-                       f"against the base model's {pct(cb['base'])}: {points(retention)}.")
+                       f"against the base model's {pct(cb['base'])}: {points(paired(metrics[split], 'closed_book_retention'))}.")
             break
     out.append(_costs(metrics))
     return out
@@ -151,13 +157,11 @@ def headlines(metrics: dict, order) -> list[dict]:
     for split, m in sorted(metrics.items(), key=lambda kv: order(kv[0])):
         if "delta" not in m:
             continue
-        tuned, base, d = m["tuned"], m["base"], m["delta"]
-        retention = {"delta": d.get("closed_book_retention"), "ci95": d.get("closed_book_retention_ci95"),
-                     "significant": d.get("closed_book_retention_significant")}
+        tuned, base = m["tuned"], m["base"]
         rows.append({"split": split, "title": split_title(split),
                      "adherence": f"{with_ci(tuned['adherence'], tuned.get('adherence_ci95'))} "
                                   f"({pct(base['adherence'])})",
-                     "retention": points(retention),
+                     "retention": points(paired(m, "closed_book_retention")),
                      "robust_known": f"{pct(tuned.get('irrelevant_robustness_base_known'))} "
                                      f"({pct(base.get('irrelevant_robustness_base_known'))})"})
     return rows
