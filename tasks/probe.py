@@ -111,7 +111,9 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     model, tok = load_model(model_dir, precision=params.precision)
     dtype = str(next(model.parameters()).dtype)  # bf16 and fp32 may decode differently: cache each apart
     prompts = [prompt.render(tok, probe_question(f, relations)) for f in facts]
-    keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}\0{dtype}".encode()).hexdigest()[:24] for p in prompts]
+    # the batch's shared opening runs once (generate_answers): a belief cached before that differs in rounding
+    keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}\0{dtype}\0shared-opening".encode()).hexdigest()[:24]
+            for p in prompts]
     cache_file = Path(cache_dir) / f"{model_digest(model_dir)}.jsonl"
     cached = _read_cache(cache_file)
     belief: dict[str, str] = {}

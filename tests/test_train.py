@@ -80,6 +80,37 @@ def test_completion_head_loss_equals_trl_loss(trained, tiny_model_dir, tmp_path)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+def test_the_shared_opening_runs_once_with_the_loss_and_gradient_of_whole_rows(trained, tiny_model_dir, tmp_path,
+                                                                             monkeypatch):
+    """The opening every row of a batch shares (the chat template's) runs through the model once;
+    the loss and the LoRA gradient must be those of running every row whole."""
+    import torch
+
+    import tasks.training.trainer as trainer_module
+    from tasks.runtime.modeling import Device
+    from tasks.training.trainer import completion_head_trainer, load_trainable, shared_opening
+
+    cpu = Device("cpu", torch.float32)
+    losses, grads = [], []
+    for least in (trainer_module._MIN_SHARED, 10**9):  # shared, then never
+        monkeypatch.setattr(trainer_module, "_MIN_SHARED", least)
+        _, batch, loss, grad = _first_step(completion_head_trainer(), lambda: load_trainable(tiny_model_dir, "eager", cpu),
+                                           trained, tiny_model_dir, tmp_path)
+        losses.append(loss)
+        grads.append(grad)
+    monkeypatch.undo()
+    shared = shared_opening(batch["input_ids"], batch["attention_mask"], batch["labels"])
+    first_scored = int((batch["labels"] != -100).int().argmax(1).min())
+    assert 0 < shared < first_scored and (batch["input_ids"][:, :shared] == batch["input_ids"][0, :shared]).all()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+    # one row, or rows that part at once: nothing to share
+    assert shared_opening(batch["input_ids"][:1], batch["attention_mask"][:1], batch["labels"][:1]) == 0
+    parted = batch["input_ids"].clone()
+    parted[1, 0] += 1
+    assert shared_opening(parted, batch["attention_mask"], batch["labels"]) == 0
+
+
 def test_cpu_training_runs_eager_attention_the_same_loss_and_gradient_as_sdpa(trained, tiny_model_dir, tmp_path):
     """train.attention auto picks eager on the CPU for speed; on padded batches it must train the
     same function as sdpa, to rounding."""

@@ -77,6 +77,15 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int =
                         out[i] = a
                     bar.update(sum(len(run.rows) for run in runs))
             return out  # type: ignore[return-value]
+    if groups is not None:
+        ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
+            for idx in groups:
+                run = Run(tuple(idx), _opening(ids, idx))
+                for i, a in zip(idx, _generate_shared(model, tokenizer, ids, [run], max_new_tokens, device)):
+                    out[i] = a
+                bar.update(len(idx))
+        return out  # type: ignore[return-value]
     for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device, groups):
         gen = _greedy(model, tokenizer, batch, max_new_tokens)
         for i, a in zip(idx, _answers(tokenizer, gen, batch["input_ids"].shape[1])):
@@ -112,9 +121,7 @@ def shared_prefix_plan(ids: Sequence[Sequence[int]], keys: Sequence[Hashable],
         rows = sorted(rows, key=lambda i: len(ids[i]))
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            # os.path.commonprefix compares any sequences item by item, token ids included
-            shared = min([len(ids[i]) - 1 for i in chunk] + [len(os.path.commonprefix([ids[i] for i in chunk]))])
-            runs.append(Run(tuple(chunk), max(shared, 0)))
+            runs.append(Run(tuple(chunk), _opening(ids, chunk)))
     runs.sort(key=lambda r: (r.shared, len(r.rows)))
     batches: list[list[Run]] = [[]]
     for run in runs:
@@ -131,6 +138,13 @@ def shared_prefix_plan(ids: Sequence[Sequence[int]], keys: Sequence[Hashable],
     plain = sum(len(chunk) * len(ids[chunk[-1]]) for chunk in
                 (by_length[s : s + batch_size] for s in range(0, len(ids), batch_size)))
     return batches if sum(padded(b) for b in batches) < plain else None
+
+
+def _opening(ids: Sequence[Sequence[int]], rows: Sequence[int]) -> int:
+    """The tokens all `rows` begin with, less one, so each prompt still has a token of its own."""
+    # os.path.commonprefix compares any sequences item by item, token ids included
+    shared = min([len(ids[i]) - 1 for i in rows] + [len(os.path.commonprefix([ids[i] for i in rows]))])
+    return max(shared, 0)
 
 
 def _left_padded(seqs: Sequence[Sequence[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:

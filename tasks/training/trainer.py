@@ -15,15 +15,58 @@ def completion_logits(model, inputs: dict, autocast) -> tuple:
     Only these positions go through the LM head. SmolLM2's head (49k x 576) is a quarter of a
     training step's FLOPs, and a completion is a sixth of an example's tokens; TRL's fused head
     keeps to them only on Triton devices, and on the CPU scores every position in fp32.
+    The opening every row of the batch shares (the chat template's system prompt: a quarter of
+    an example's tokens) runs through the model once, not once a row (shared_opening).
     """
     labels = inputs["labels"][:, 1:]
     mask = labels != -100
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    shared = shared_opening(inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"])
     with autocast():
-        hidden = base.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1][mask]
+        if shared:
+            hidden = _hidden_after_opening(base.base_model, backbone_inputs, shared)[:, :-1][mask[:, shared:]]
+        else:
+            hidden = base.base_model(**backbone_inputs, use_cache=False).last_hidden_state[:, :-1][mask]
         logits = base.get_output_embeddings()(hidden)
     return logits.float(), labels[mask]
+
+
+# below this many shared tokens a second forward call costs more than it saves
+_MIN_SHARED = 8
+
+
+def shared_opening(input_ids, attention_mask, labels) -> int:
+    """How many opening tokens every row shares, unpadded, before the position that predicts the
+    row's first completion token (so every scored position lies after them); 0 when too few to pay."""
+    import torch
+
+    if input_ids.shape[0] < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(0)
+    if attention_mask is not None:
+        same &= (attention_mask == 1).all(0)
+    n = int(torch.cumprod(same.int(), 0).sum())
+    first_scored = int((labels != -100).int().argmax(1).min())  # the first completion token's index
+    n = min(n, first_scored - 1)
+    return n if n >= _MIN_SHARED else 0
+
+
+def _hidden_after_opening(backbone, inputs: dict, shared: int):
+    """The backbone's last hidden states from position `shared` on: the shared opening runs once,
+    batch of one, and every row attends to its keys and values (repeated, so each row's gradient
+    flows back into the one opening). The same function as one full forward, to rounding."""
+    import inspect
+
+    rows = inputs["input_ids"].shape[0]
+    cache_kw = "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
+    head = {k: v[:1, :shared] for k, v in inputs.items()}
+    cache = getattr(backbone(**head, use_cache=True), cache_kw)
+    cache.batch_repeat_interleave(rows)
+    rest = {k: v[:, shared:] for k, v in inputs.items() if k != "attention_mask"}
+    if "attention_mask" in inputs:
+        rest["attention_mask"] = inputs["attention_mask"]  # the opening's positions too
+    return backbone(**rest, **{cache_kw: cache}, use_cache=True).last_hidden_state
 
 
 # config fields by which some models scale or cap their logits after the head (Gemma 2, Granite,

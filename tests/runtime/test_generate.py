@@ -65,3 +65,24 @@ def test_a_shared_opening_run_once_gives_the_answers_of_each_prompt_alone(tiny_m
     assert alone is not None and all(len(b) == 1 and b[0].shared > 0 for b in alone)
     # an opening no longer than the padding it brings: plain batching, unchanged
     assert shared_prefix_plan([[1, 2], [3, 4, 5, 6]], [0, 1], 2) is None
+
+
+def test_fixed_batches_run_their_shared_opening_once_with_the_answers_of_each_prompt_alone(tiny_model_dir):
+    """The probe fixes its batches (its cache is keyed by them); each still runs the opening its
+    prompts share once, and every prompt gets the answer it gets alone."""
+    import torch
+
+    from tasks.runtime.generate import generate_answers
+
+    model, tok = load_model(tiny_model_dir, precision="fp32")
+    torch.manual_seed(0)
+    for name, w in model.named_parameters():
+        if "norm" not in name:
+            w.data.normal_(0, 0.5)
+    questions = ["What is the capital of Peru?", "Which continent is Chile in?", "Where is Paris?",
+                 "What is the currency of the country whose capital is Lima?", "Who wrote Hamlet?"]
+    prompts = [prompt.render(tok, q) for q in questions]
+    fixed = generate_answers(model, tok, prompts, max_new_tokens=5, groups=[[3, 0], [4, 1, 2]])
+    alone = [generate_answers(model, tok, [p], batch_size=1, max_new_tokens=5)[0] for p in prompts]
+    assert [a.text for a in fixed] == [a.text for a in alone]
+    assert all(abs(a.entropy - b.entropy) < 1e-3 for a, b in zip(fixed, alone))
