@@ -88,7 +88,11 @@ def test_the_shared_opening_runs_once_with_the_loss_and_gradient_of_whole_rows(t
 
     import tasks.training.trainer as trainer_module
     from tasks.runtime.modeling import Device
-    from tasks.training.trainer import completion_head_trainer, load_trainable, shared_opening
+    from tasks.training.trainer import (
+        completion_head_trainer,
+        load_trainable,
+        shared_opening,
+    )
 
     cpu = Device("cpu", torch.float32)
     losses, grads = [], []
