@@ -135,24 +135,30 @@ def load_trainable(base_dir: str | Path, attention: str, device: Device):
 
 @contextmanager
 def frozen_weights_in(model, device: Device):
-    """Under bf16 autocast on the CPU, the frozen weights the LoRA adapts held in bf16 while training.
+    """Under bf16 autocast on the CPU, the frozen weights the LoRA adapts held in bf16 while training,
+    and no cast of a LoRA layer's input to its fp32 weights' dtype.
 
     Autocast casts each fp32 weight to bf16 at every forward; held in bf16 they are the same bf16
     numbers, so training computes bit for bit what it did (tests/test_train.py), 1.04-1.08x faster a step
-    on a 2-core AMX CPU (benchmarks/bench_train_step.py). Only the base layers of LoRA modules: norms
-    and embeddings, which autocast leaves in fp32, stay so. The fp32 weights come back on exit, for
-    the merge. One process only: DistributedDataParallel keeps its own view of the parameters."""
+    on a 2-core AMX CPU (benchmarks/bench_train_step.py). PEFT casts a bf16 input (of o_proj and
+    down_proj) to fp32 before its LoRA, which autocast casts straight back: the same bits, two
+    copies a layer and their backward. Only the base layers of LoRA modules: norms and embeddings,
+    which autocast leaves in fp32, stay so. The fp32 weights come back on exit, for the merge. One
+    process only: DistributedDataParallel keeps its own view of the parameters."""
     import torch
+    from peft.helpers import disable_input_dtype_casting
 
     held = []
-    if device.name == "cpu" and device.bf16 and world_size() == 1:
+    active = device.name == "cpu" and device.bf16 and world_size() == 1
+    if active:
         for module in model.modules():
             layer = getattr(module, "base_layer", None)
             if isinstance(layer, torch.nn.Linear) and not layer.weight.requires_grad:
                 held.append((layer.weight, layer.weight.data))
                 layer.weight.data = layer.weight.data.to(torch.bfloat16)
     try:
-        yield len(held)
+        with disable_input_dtype_casting(model, active=active):
+            yield len(held)
     finally:
         for weight, data in held:
             weight.data = data
