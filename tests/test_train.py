@@ -108,6 +108,12 @@ def test_the_shared_opening_runs_once_with_the_loss_and_gradient_of_whole_rows(t
     assert 0 < shared < first_scored and (batch["input_ids"][:, :shared] == batch["input_ids"][0, :shared]).all()
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+    # with gradient checkpointing (no key/value cache) every row runs whole, the same loss
+    trainer, batch, _, _ = _first_step(completion_head_trainer(), lambda: load_trainable(tiny_model_dir, "eager", cpu),
+                                       trained, tiny_model_dir, tmp_path)
+    trainer.model.gradient_checkpointing_enable()
+    trainer.model.train()
+    assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(losses[1], rel=1e-5)
     # one row, or rows that part at once: nothing to share
     assert shared_opening(batch["input_ids"][:1], batch["attention_mask"][:1], batch["labels"][:1]) == 0
     parted = batch["input_ids"].clone()

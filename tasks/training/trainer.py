@@ -22,7 +22,10 @@ def completion_logits(model, inputs: dict, autocast) -> tuple:
     mask = labels != -100
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-    shared = shared_opening(inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"])
+    # gradient checkpointing recomputes each layer without a key/value cache: every row whole then
+    checkpointing = getattr(base.base_model, "gradient_checkpointing", False)
+    shared = 0 if checkpointing else shared_opening(inputs["input_ids"], inputs.get("attention_mask"),
+                                                    inputs["labels"])
     with autocast():
         if shared:
             hidden = _hidden_after_opening(base.base_model, backbone_inputs, shared)[:, :-1][mask[:, shared:]]
