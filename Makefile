@@ -46,6 +46,7 @@ bench: setup
 	$(RUN) $(PY) benchmarks/wide_eval.py adherence --split test_ood_phrasing
 	$(RUN) $(PY) benchmarks/bench_train_step.py
 	$(RUN) $(PY) benchmarks/bench_generate.py
+	$(RUN) $(PY) benchmarks/profile_step.py
 	$(RUN) $(PY) benchmarks/bench_precision.py
 	$(RUN) $(PY) benchmarks/bench_synthesize.py
 	$(RUN) $(PY) benchmarks/bench_flow_overhead.py

@@ -145,7 +145,8 @@ def profile_generation(A, task: dict) -> dict:
         call()
         wall = time.perf_counter() - t
     rows = tally(prof, wall, 0, model.config.vocab_size)
-    return {"per": "batch", "seconds": {k: v / batches for k, v in rows.items()}, "wall": wall / batches,
+    return {"per": f"batch of {len(groups[0])}" if task["what"] == "probe" else f"{len(items)} items",
+            "seconds": {k: v / batches for k, v in rows.items()}, "wall": wall / batches,
             "padding": counted["padding"] / max(counted["positions"], 1),
             "phases": {k: v / batches for k, v in phases.items()}}
 
@@ -175,9 +176,9 @@ def main() -> None:
             results[what, ref] = measure(__file__, ref, {"what": what, "batches": batches,
                                                          "n": args.n})
     cols = [(what, ref) for what in ("train", "probe", "evaluate") for ref in (args.against, HERE)]
-    name = {"train": "train step", "probe": "probe batch", "evaluate": f"evaluate, {args.n} items"}
-    print("| where the time goes | " + " | ".join(f"{name[w]}, {'this checkout' if r == HERE else r}"
-                                               for w, r in cols) + " |")
+    name = {"train": "train", "probe": "probe", "evaluate": "evaluate"}
+    print("| where the time goes | " + " | ".join(f"{name[w]} {results[w, r]['per']}, "
+                                               f"{'this checkout' if r == HERE else r}" for w, r in cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for row in ROWS:
         cells = []

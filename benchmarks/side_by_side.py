@@ -8,6 +8,7 @@ tasks/ of 1311d7e and before.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -40,21 +41,26 @@ def tree(ref: str) -> Path:
     return where
 
 
-def api() -> SimpleNamespace:
-    """The functions the benchmarks call, from whichever layout of `tasks` is on the path."""
-    try:
-        from tasks.core import prompt, schema
-        from tasks.evaluation import predict
-        from tasks.params.full import load_params
-        from tasks.runtime import generate, modeling
-        from tasks.training import trainer
-    except ImportError:  # 1311d7e and before: one flat package
-        from tasks import generate, modeling, predict, prompt, schema, trainer
-        from tasks.params import load_params
-    from tasks import probe, train
+# where each module the benchmarks call lives: today's packages, then 1311d7e's flat tasks/
+LAYOUTS = (
+    {"prompt": "tasks.core.prompt", "schema": "tasks.core.schema", "predict": "tasks.evaluation.predict",
+     "params": "tasks.params.full", "generate": "tasks.runtime.generate", "modeling": "tasks.runtime.modeling",
+     "trainer": "tasks.training.trainer", "probe": "tasks.probe", "train": "tasks.train"},
+    {"prompt": "tasks.prompt", "schema": "tasks.schema", "predict": "tasks.predict", "params": "tasks.params",
+     "generate": "tasks.generate", "modeling": "tasks.modeling", "trainer": "tasks.trainer",
+     "probe": "tasks.probe", "train": "tasks.train"},
+)
 
-    return SimpleNamespace(prompt=prompt, schema=schema, predict=predict, load_params=load_params,
-                           generate=generate, modeling=modeling, trainer=trainer, probe=probe, train=train)
+
+def api() -> SimpleNamespace:
+    """The modules the benchmarks call, from whichever layout of `tasks` is on the path."""
+    for layout in LAYOUTS:
+        try:
+            mods = {name: importlib.import_module(module) for name, module in layout.items()}
+        except ModuleNotFoundError:
+            continue
+        return SimpleNamespace(load_params=mods.pop("params").load_params, **mods)
+    raise ImportError("no known layout of the tasks package on the path")
 
 
 def measure(script: str, ref: str, task: dict) -> dict:

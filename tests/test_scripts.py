@@ -25,9 +25,16 @@ def test_script_imports_public_names_only(path):
 
 
 def _load(path):
-    """The script as a module, as `python path` would run it but for `main()`."""
+    """The script as a module, as `python path` would run it but for `main()`: its own folder
+    first on the path, where its sibling modules are (benchmarks/side_by_side.py)."""
+    import sys
+
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 

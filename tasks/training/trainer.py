@@ -1,5 +1,6 @@
 """The SFT trainer and the model it trains, as fast as each device allows: on the CPU the loss
-projects only completion tokens through the LM head, and attention runs eagerly (train.attention)."""
+projects only completion tokens through the LM head, a batch's shared opening runs once, and
+attention runs eagerly (train.attention)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -15,8 +16,8 @@ def completion_logits(model, inputs: dict, autocast) -> tuple:
     Only these positions go through the LM head. SmolLM2's head (49k x 576) is a quarter of a
     training step's FLOPs, and a completion is a sixth of an example's tokens; TRL's fused head
     keeps to them only on Triton devices, and on the CPU scores every position in fp32.
-    The opening every row of the batch shares (the chat template's system prompt: a quarter of
-    an example's tokens) runs through the model once, not once a row (shared_opening).
+    The opening every row of the batch shares (the chat template's system prompt) runs through
+    the model once, not once a row (shared_opening; docs/decisions.md).
     """
     labels = inputs["labels"][:, 1:]
     mask = labels != -100
@@ -120,8 +121,8 @@ def sft_trainer_class(device, config):
 
 def attention_kernel(choice: str, device: Device) -> str | None:
     """train.attention as transformers takes it; None leaves the choice to transformers (sdpa where the
-    model has it). On the CPU, torch's flash-attention backward took 12 ms a layer on the default's
-    batches, and with it a step 1.32x as long as eager attention's (benchmarks/bench_train_step.py)."""
+    model has it). On the CPU torch's flash-attention backward is slower than eager attention on
+    the default's short rows (docs/decisions.md)."""
     if choice != "auto":
         return choice
     return "eager" if device.name == "cpu" else None
@@ -142,8 +143,8 @@ def frozen_weights_in(model, device: Device):
     and no cast of a LoRA layer's input to its fp32 weights' dtype.
 
     Autocast casts each fp32 weight to bf16 at every forward; held in bf16 they are the same bf16
-    numbers, so training computes bit for bit what it did (tests/test_train.py), 1.04-1.08x faster a step
-    on a 2-core AMX CPU (benchmarks/bench_train_step.py). PEFT casts a bf16 input (of o_proj and
+    numbers, so training computes bit for bit what it did (tests/test_train.py), faster
+    (docs/decisions.md). PEFT casts a bf16 input (of o_proj and
     down_proj) to fp32 before its LoRA, which autocast casts straight back: the same bits, two
     copies a layer and their backward. Only the base layers of LoRA modules: norms and embeddings,
     which autocast leaves in fp32, stay so. The fp32 weights come back on exit, for the merge. One
