@@ -21,15 +21,12 @@ def _entropy(logits: torch.Tensor) -> list[float]:
     return (-(logp.exp() * logp).sum(dim=-1)).tolist()
 
 
-def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, device,
-             groups: Sequence[Sequence[int]] | None = None):
-    """Prompts batched by length, so left padding stays short, or as `groups` of indices says:
-    (their indices, the batch)."""
-    if groups is None:
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+def _batches(tokenizer, prompts: Sequence[str], batch_size: int, desc: str, device):
+    """Prompts batched by length, so left padding stays short: (their indices, the batch)."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
-        for idx in groups:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
             batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             yield idx, {k: v.to(device) for k, v in batch.items()}
             bar.update(len(idx))
@@ -61,32 +58,26 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int =
     """Greedy answers for already-rendered prompts, in input order, each with the entropy of its
     first token (from the same forward pass: free). `groups`: the batches as lists of indices,
     when a caller needs them fixed (batched low-precision arithmetic depends on a prompt's
-    batch-mates); else batches of `batch_size` by length. `prefix_keys`: prompts with one key
+    batch-mates), each running the opening its prompts share once; else batches of `batch_size`
+    by length. `prefix_keys`: prompts with one key
     share their opening (the same passages or instruction before another question); where that
     saves work, each shared opening is run through the model once (shared_prefix_plan)."""
     out: list[Answer | None] = [None] * len(prompts)
     device = next(model.parameters()).device
-    if groups is None and prefix_keys is not None and prompts:
+    plan = None
+    if prompts and (groups is not None or prefix_keys is not None):
         ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-        plan = shared_prefix_plan(ids, prefix_keys, batch_size)
-        if plan is not None:
-            with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
-                for runs in plan:
-                    for i, a in zip([i for run in runs for i in run.rows],
-                                    _generate_shared(model, tokenizer, ids, runs, max_new_tokens, device)):
-                        out[i] = a
-                    bar.update(sum(len(run.rows) for run in runs))
-            return out  # type: ignore[return-value]
-    if groups is not None:
-        ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        plan = ([[Run(tuple(idx), _opening(ids, idx))] for idx in groups] if groups is not None
+                else shared_prefix_plan(ids, prefix_keys, batch_size))
+    if plan is not None:
         with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
-            for idx in groups:
-                run = Run(tuple(idx), _opening(ids, idx))
-                for i, a in zip(idx, _generate_shared(model, tokenizer, ids, [run], max_new_tokens, device)):
+            for runs in plan:
+                for i, a in zip([i for run in runs for i in run.rows],
+                                _generate_shared(model, tokenizer, ids, runs, max_new_tokens, device)):
                     out[i] = a
-                bar.update(len(idx))
+                bar.update(sum(len(run.rows) for run in runs))
         return out  # type: ignore[return-value]
-    for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device, groups):
+    for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device):
         gen = _greedy(model, tokenizer, batch, max_new_tokens)
         for i, a in zip(idx, _answers(tokenizer, gen, batch["input_ids"].shape[1])):
             out[i] = a
