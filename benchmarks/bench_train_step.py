@@ -135,6 +135,13 @@ def built_trainer(A, task: dict, scratch: str):
     return trainer, p, device
 
 
+def sample_batches(count: int) -> list[int]:
+    """Positions of `count` of the train stage's batches, drawn at random (seed 0)."""
+    batch = api().load_params(ROOT / "params.yaml").train.batch_size
+    n = len((ROOT / "data" / "train.jsonl").read_text().splitlines()) // batch
+    return random.Random(0).sample(range(n), min(n, count))
+
+
 def worker(task: dict) -> None:
     A = api()
     kind = task["kind"]
@@ -170,10 +177,7 @@ def main() -> None:
     if args.worker:
         return worker(json.loads(args.worker))
 
-    A = api()
-    batch = A.load_params(ROOT / "params.yaml").train.batch_size
-    n = len((ROOT / "data" / "train.jsonl").read_text().splitlines()) // batch
-    task = {"batches": random.Random(0).sample(range(n), min(n, args.steps)), "lora_dropout": args.lora_dropout}
+    task = {"batches": sample_batches(args.steps), "lora_dropout": args.lora_dropout}
     ref = {k: args.against if k == "against" else HERE for k in args.kinds}
     times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
     tokens: dict[str, int] = {}

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections import Counter
 
+from bench_train_step import sample_batches
 from side_by_side import HERE, ROOT, answer, api, measure
 
 ROWS = ("matmuls: frozen base weights", "matmuls: LoRA", "matmuls: LM head", "attention", "casts and copies",
@@ -166,10 +167,7 @@ def main() -> None:
     if args.worker:
         return worker(json.loads(args.worker))
 
-    A = api()
-    batch = A.load_params(ROOT / "params.yaml").train.batch_size
-    n = len((ROOT / "data" / "train.jsonl").read_text().splitlines()) // batch
-    batches = random.Random(0).sample(range(n), min(n, args.steps + 1))
+    batches = sample_batches(args.steps + 1)
     results = {}
     for what in ("train", "probe", "evaluate"):
         for ref in (args.against, HERE):
