@@ -25,32 +25,39 @@ import time
 from side_by_side import HERE, ROOT, answer, api, measure
 
 
-def worker(task: dict) -> None:
-    A = api()
+def workload(A, task: dict):
+    """What the probe (task["what"] == "probe") or the evaluation runs: (model, batch size, call),
+    call() giving {prompt's id: (answer, right, or None where no answer is known)}."""
     params = A.load_params(task["params"])
     if task["what"] == "probe":
         model, tok = A.modeling.load_model(ROOT / "models" / "base", precision=params.probe.precision)
         rows = [json.loads(x) for x in (ROOT / "data" / "probe.jsonl").read_text().splitlines()][: task["n"]]
         prompts = [A.prompt.render(tok, r["question"]) for r in rows]
-        bs = task["batch_size"] or params.probe.batch_size
+        bs = task.get("batch_size") or params.probe.batch_size
         groups = [list(range(s, min(s + bs, len(prompts)))) for s in range(0, len(prompts), bs)]
-        t = time.perf_counter()
-        answers = A.generate.generate(model, tok, prompts, bs, params.probe.max_new_tokens, groups=groups)
-        seconds = time.perf_counter() - t
-        ids = [r["key"] for r in rows]
+
+        def call():
+            answers = A.generate.generate(model, tok, prompts, bs, params.probe.max_new_tokens, groups=groups)
+            return {r["key"]: (a, None) for r, a in zip(rows, answers)}
     else:
         model, tok = A.modeling.load_model(ROOT / "models" / "tuned", precision=params.evaluate.precision)
-        items = [A.schema.EvalItem.from_example(json.loads(x))
-                 for x in (ROOT / "data" / "test.jsonl").read_text().splitlines()]
-        items = [items[i] for i in task["items"]]
-        bs = task["batch_size"] or params.evaluate.batch_size
-        t = time.perf_counter()
-        preds = A.predict.predict(model, tok, items, bs, params.evaluate.max_new_tokens)
-        seconds = time.perf_counter() - t
-        answers, ids = [p["prediction"] for p in preds], [p["id"] for p in preds]
-        right = {p["id"]: p["correct"] for p in preds}
-    answer(task, {"seconds": seconds, "answers": dict(zip(ids, answers)), "n": len(ids),
-                  "right": right if task["what"] == "evaluate" else {}})
+        tests = (ROOT / "data" / "test.jsonl").read_text().splitlines()
+        items = [A.schema.EvalItem.from_example(json.loads(tests[i])) for i in task["items"]]
+        bs = task.get("batch_size") or params.evaluate.batch_size
+
+        def call():
+            preds = A.predict.predict(model, tok, items, bs, params.evaluate.max_new_tokens)
+            return {p["id"]: (p["prediction"], p["correct"]) for p in preds}
+    return model, bs, call
+
+
+def worker(task: dict) -> None:
+    _, _, call = workload(api(), task)
+    t = time.perf_counter()
+    out = call()
+    seconds = time.perf_counter() - t
+    answer(task, {"seconds": seconds, "answers": {k: a for k, (a, _) in out.items()}, "n": len(out),
+                  "right": {k: r for k, (_, r) in out.items() if r is not None}})
 
 
 def main() -> None:

@@ -101,28 +101,12 @@ def profile_train(A, task: dict) -> dict:
 
 def profile_generation(A, task: dict) -> dict:
     import torch
+    from bench_generate import workload
 
-    params = A.load_params(task["params"])
     phases: Counter = Counter()
-    if task["what"] == "probe":
-        model, tok = A.modeling.load_model(ROOT / "models" / "base", precision=params.probe.precision)
-        rows = [json.loads(x) for x in (ROOT / "data" / "probe.jsonl").read_text().splitlines()][: task["n"]]
-        prompts = [A.prompt.render(tok, r["question"]) for r in rows]
-        bs = params.probe.batch_size
-        groups = [list(range(s, min(s + bs, len(prompts)))) for s in range(0, len(prompts), bs)]
-
-        def call():
-            A.generate.generate(model, tok, prompts, bs, params.probe.max_new_tokens, groups=groups)
-        batches = len(groups)
-    else:
-        model, tok = A.modeling.load_model(ROOT / "models" / "tuned", precision=params.evaluate.precision)
-        tests = (ROOT / "data" / "test.jsonl").read_text().splitlines()
-        items = [A.schema.EvalItem.from_example(json.loads(tests[i]))
-                 for i in random.Random(0).sample(range(len(tests)), min(task["n"], len(tests)))]
-
-        def call():
-            A.predict.predict(model, tok, items, params.evaluate.batch_size, params.evaluate.max_new_tokens)
-        batches = 1  # the whole call: its answers, closed-book answers and bare entropies
+    model, bs, call = workload(A, task)
+    # per fixed batch of the probe; the evaluation's whole call (answers, closed-book answers, bare entropies)
+    batches = -(-task["n"] // bs) if task["what"] == "probe" else 1
     counted = {"positions": 0, "padding": 0}
     start: list[float] = []
 
@@ -146,7 +130,7 @@ def profile_generation(A, task: dict) -> dict:
         call()
         wall = time.perf_counter() - t
     rows = tally(prof, wall, 0, model.config.vocab_size)
-    return {"per": f"batch of {len(groups[0])}" if task["what"] == "probe" else f"{len(items)} items",
+    return {"per": f"batch of {min(bs, task['n'])}" if task["what"] == "probe" else f"{len(task['items'])} items",
             "seconds": {k: v / batches for k, v in rows.items()}, "wall": wall / batches,
             "padding": counted["padding"] / max(counted["positions"], 1),
             "phases": {k: v / batches for k, v in phases.items()}}
@@ -168,10 +152,12 @@ def main() -> None:
         return worker(json.loads(args.worker))
 
     batches = sample_batches(args.steps + 1)
+    tests = len((ROOT / "data" / "test.jsonl").read_text().splitlines())
+    items = random.Random(0).sample(range(tests), min(args.n, tests))
     results = {}
     for what in ("train", "probe", "evaluate"):
         for ref in (args.against, HERE):
-            results[what, ref] = measure(__file__, ref, {"what": what, "batches": batches,
+            results[what, ref] = measure(__file__, ref, {"what": what, "batches": batches, "items": items,
                                                          "n": args.n})
     cols = [(what, ref) for what in ("train", "probe", "evaluate") for ref in (args.against, HERE)]
     name = {"train": "train", "probe": "probe", "evaluate": "evaluate"}

@@ -45,10 +45,10 @@ def tree(ref: str) -> Path:
 LAYOUTS = (
     {"prompt": "tasks.core.prompt", "schema": "tasks.core.schema", "predict": "tasks.evaluation.predict",
      "params": "tasks.params.full", "generate": "tasks.runtime.generate", "modeling": "tasks.runtime.modeling",
-     "trainer": "tasks.training.trainer", "probe": "tasks.probe", "train": "tasks.train"},
+     "trainer": "tasks.training.trainer", "train": "tasks.train"},
     {"prompt": "tasks.prompt", "schema": "tasks.schema", "predict": "tasks.predict", "params": "tasks.params",
      "generate": "tasks.generate", "modeling": "tasks.modeling", "trainer": "tasks.trainer",
-     "probe": "tasks.probe", "train": "tasks.train"},
+     "train": "tasks.train"},
 )
 
 

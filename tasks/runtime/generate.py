@@ -1,13 +1,14 @@
 """Batched greedy generation with a progress bar: probing, evaluation and `kpref answer`."""
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+from tasks.runtime.modeling import cache_keyword
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _generate_shared(model, tokenizer, ids: Sequence[Sequence[int]], runs: list[
     pad = tokenizer.pad_token_id
     head_ids, head_mask = _left_padded([ids[r.rows[0]][: r.shared] or [pad] for r in runs], pad, device)
     head_mask[[k for k, r in enumerate(runs) if r.shared == 0]] = 0
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache_kw = cache_keyword(model)
     positions = (head_mask.cumsum(-1) - 1).clamp(min=0)
     head = model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions, use_cache=True,
                  logits_to_keep=1)

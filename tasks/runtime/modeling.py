@@ -80,6 +80,14 @@ def load_model(path: str | Path, device: Device | None = None, trust_remote_code
     return model, tok
 
 
+def cache_keyword(model) -> str:
+    """The name under which `model`'s forward takes and returns its key/value cache: `cache` in
+    newer transformers, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def release_memory() -> None:
     """Between training phases: free what the last trainer left and hand it back to the system.
     glibc keeps freed heap for reuse, yet DPO's differently shaped tensors do not fit it, so

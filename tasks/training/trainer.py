@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.runtime.modeling import Device
+from tasks.runtime.modeling import Device, cache_keyword
 from tasks.training.launch import world_size
 
 
@@ -60,10 +60,8 @@ def _hidden_after_opening(backbone, inputs: dict, shared: int):
     """The backbone's last hidden states from position `shared` on: the shared opening runs once,
     batch of one, and every row attends to its keys and values (repeated, so each row's gradient
     flows back into the one opening). The same function as one full forward, to rounding."""
-    import inspect
-
     rows = inputs["input_ids"].shape[0]
-    cache_kw = "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
+    cache_kw = cache_keyword(backbone)
     head = {k: v[:1, :shared] for k, v in inputs.items()}
     cache = getattr(backbone(**head, use_cache=True), cache_kw)
     cache.batch_repeat_interleave(rows)
