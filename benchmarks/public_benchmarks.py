@@ -35,9 +35,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from tasks.core.atomic import write_jsonl  # noqa: E402
 from tasks.core.metrics import describe_delta  # noqa: E402
-from tasks.evaluate import evaluate_model  # noqa: E402
+from tasks.evaluate import Evaluation, evaluate_model  # noqa: E402
 from tasks.evaluation.benchmarks import load_benchmark  # noqa: E402
-from tasks.evaluation.scoring import paired_deltas  # noqa: E402
+from tasks.evaluation.prior import with_base_certainty  # noqa: E402
+from tasks.evaluation.scoring import paired_deltas, summarize  # noqa: E402
 from tasks.params.full import load_params  # noqa: E402
 
 TARGETS = {"mquake": [("case", "multi_hop_instr", 0.90), ("case", "multi_hop_ctx", 0.90),
@@ -66,9 +67,11 @@ def main() -> None:
     results, speed = {}, {}
     for name in ("base", "tuned"):
         t0 = time.perf_counter()
+        # the base model measures its certainty of each question; the tuned model is binned by it
         results[name] = evaluate_model(args.run / "models" / name, items, p.batch_size, p.max_new_tokens,
-                                       desc=name, precision=p.precision)
+                                       desc=name, precision=p.precision, prior=name == "base")
         speed[name] = round(len(items) / (time.perf_counter() - t0), 2)
+    results["tuned"] = _binned_by(results["base"], results["tuned"], items)
     base, tuned = results["base"].metrics, results["tuned"].metrics
     delta = paired_deltas(results["base"].predictions, results["tuned"].predictions)
 
@@ -88,6 +91,13 @@ def main() -> None:
             "delta": delta["closed_book_retention"], "ci95": delta["closed_book_retention_ci95"],
             "significant": delta["closed_book_retention_significant"]}) + " (target: within 3 points of the base)")
     print(f"EM {base['em']} -> {tuned['em']}, F1 {base['f1']} -> {tuned['f1']}")
+    for name, m in (("base", base), ("tuned", tuned)):
+        prior = m.get("prior_strength")
+        if prior:
+            g = prior["gap"]
+            print(f"{name} conflict adherence by quintile of the base's certainty (n={prior['n']}): "
+                  + " ".join(f"{q['adherence']:.2f}" for q in prior["quintiles"])
+                  + f"; top - bottom {describe_delta(g)}")
     print(f"examples/s: base {speed['base']}, tuned {speed['tuned']}")
     for kind, s, target in TARGETS.get(args.format, []):
         value = (tuned["case_adherence_by_setting"] if kind == "case" else tuned["adherence_by_setting"]).get(s)
@@ -96,8 +106,9 @@ def main() -> None:
     out = {"file": str(args.path), "n": len(items), "base": base, "tuned": tuned, "delta": delta,
            "examples_per_s": speed}
     if args.against:
-        results["against"] = evaluate_model(args.against / "models" / "tuned", items, p.batch_size,
-                                            p.max_new_tokens, desc="against", precision=p.precision)
+        results["against"] = _binned_by(results["base"], evaluate_model(
+            args.against / "models" / "tuned", items, p.batch_size, p.max_new_tokens, desc="against",
+            precision=p.precision, prior=False), items)
         out["against"] = {"run": str(args.against), "tuned": results["against"].metrics,
                           "delta": _print_against(args.against, results["tuned"], results["against"])}
     if args.json:
@@ -107,6 +118,12 @@ def main() -> None:
             if name in results:
                 write_jsonl(folder / f"base_{args.format}.jsonl", results["base"].predictions)
                 write_jsonl(folder / f"tuned_{args.format}.jsonl", results[name].predictions)
+
+
+def _binned_by(base: Evaluation, other: Evaluation, items) -> Evaluation:
+    """`other`'s answers scored with each conflict question binned by the base model's certainty."""
+    rows = with_base_certainty(base.predictions, other.predictions)
+    return Evaluation(summarize(items, rows), rows)
 
 
 def _print_against(name: Path, a, b) -> dict:

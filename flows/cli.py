@@ -189,7 +189,12 @@ def evaluate(model: Path = typer.Option(..., help="HF checkpoint directory (safe
     write_json(out / "metrics.json", ev.metrics)
     keys = ("n", "adherence", "adherence_ci95", "adherence_by_setting", "case_adherence_by_setting",
             "adherence_by_source")
-    Console().print_json(json.dumps({k: ev.metrics[k] for k in keys if k in ev.metrics}))
+    shown = {k: ev.metrics[k] for k in keys if k in ev.metrics}
+    prior = ev.metrics.get("prior_strength")
+    if prior:  # conflict adherence where the model is surest of its memory, and the fall from the least sure
+        shown["top_quintile"] = prior["quintiles"][-1]["adherence"]
+        shown["prior_gap"], shown["prior_gap_ci95"] = prior["gap"]["delta"], prior["gap"]["ci95"]
+    Console().print_json(json.dumps(shown))
 
 
 @app.command()

@@ -37,6 +37,7 @@ from tasks.evaluation.answers import (
 )
 from tasks.evaluation.benchmarks import read_benchmarks
 from tasks.evaluation.predict import predict
+from tasks.evaluation.prior import with_base_certainty
 from tasks.evaluation.scoring import (
     headline_summary,
     paired_deltas,
@@ -70,18 +71,20 @@ class Evaluation:
 
 
 def evaluate_items(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new_tokens: int = 24,
-                   desc: str = "evaluating") -> Evaluation:
-    """Answers and figures for a loaded model: what `kpref evaluate` and the benchmarks run."""
-    preds = predict(model, tok, items, batch_size, max_new_tokens, desc)
+                   desc: str = "evaluating", prior: bool = True) -> Evaluation:
+    """Answers and figures for a loaded model: what `kpref evaluate` and the benchmarks run. A
+    conflict item that carries no base certainty is binned by this model's own (`prior`:
+    predict's), unless the caller bins it by another's (with_base_certainty)."""
+    preds = predict(model, tok, items, batch_size, max_new_tokens, desc, prior=prior)
     return Evaluation(summarize(items, preds), preds)
 
 
 def evaluate_model(model_dir: str | Path, items: Sequence[EvalItem], batch_size: int, max_new_tokens: int,
-                   desc: str, precision: str = "auto") -> Evaluation:
+                   desc: str, precision: str = "auto", prior: bool = True) -> Evaluation:
     from tasks.runtime.modeling import load_model
 
     model, tok = load_model(model_dir, precision=precision)
-    return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc)
+    return evaluate_items(model, tok, items, batch_size, max_new_tokens, desc=desc, prior=prior)
 
 
 def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: EvaluateParams, metrics_path: str | Path,
@@ -96,6 +99,10 @@ def evaluate_stage(data_dir: str | Path, models: dict[str, str | Path], p: Evalu
     metrics: dict = {split: {} for split in splits}
     answers = dict(answered or {})
     answers.update((name, predict_sets(path, splits, p, desc=name)) for name, path in models.items())
+    if "base" in answers:  # every model's answers binned by the base model's certainty
+        answers = {name: by_set if name == "base" else
+                   {s: with_base_certainty(answers["base"][s], rows) for s, rows in by_set.items()}
+                   for name, by_set in answers.items()}
     for name, by_set in answers.items():
         for split, rows in by_set.items():
             metrics[split][name] = summarize(splits[split], rows)

@@ -3,6 +3,8 @@
     params: evaluate        reads: models/base, data/test*.jsonl, inputs/benchmarks/
                             writes: reports/base_predictions/
 
+Each conflict item's row carries the base model's certainty of what memory says: the item's own
+(a synthesized example's, from the probe) or, for a benchmark's, measured here (tasks/evaluation/prior.py).
 A stage of its own because those answers change only with the base model, the test data and the
 evaluate params: a recipe experiment (a train param) reruns only the tuned model's half of the
 evaluation (the `evaluate` stage), which scores both (tasks/evaluation/answers.py).
@@ -29,6 +31,6 @@ class Params(StageParams):
 def run(p: Params, root: Path) -> None:
     benchmarks, _ = read_benchmarks(p.evaluate.benchmarks, root)  # the evaluate stage reports the skipped
     sets = evaluation_sets(root / DATA_DIR, benchmarks)
-    preds = predict_sets(root / BASE_DIR, sets, p.evaluate, "base")
+    preds = predict_sets(root / BASE_DIR, sets, p.evaluate, "base", prior=True)
     write_answers(root / BASE_PREDICTIONS, "base", preds)
     log.info("base answers: %s", {name: len(rows) for name, rows in preds.items()})

@@ -1,10 +1,16 @@
-"""Stage probe: ask the base model every training fact, and every held-out-domain fact, closed-book.
+"""Stage probe: ask the base model every training fact, and every held-out-domain fact, closed-book,
+and measure how sure it is of every fact it could know.
 
     params: probe, facts.split        reads: models/base, data/facts.jsonl, data/relations.json
                                        writes: data/probe.jsonl
 
 The answer is the model's own belief: the KAFT target for parametric settings (closed book,
-irrelevant context) in training. Answers are cached in
+irrelevant context) in training. The certainty is the probability the base model gives the
+world's object right after the relation's statement begins ("... The capital of France is" ->
+" Paris"), teacher-forced, for every fact but the made-up sources' (test subjects and held-out
+relations too): it measures the memory a conflict contradicts, which the probability of the
+model's own greedy answer does not where the model is sure of a wrong one. Synthesis stratifies
+the conflict settings by it, and the evaluation bins adherence by it. Both are cached in
 .kpref_cache/probe by model, prompt and batch, so enabling one more source probes only the new
 facts, and a warm cache gives the bytes a cold run gives.
 """
@@ -48,9 +54,10 @@ class Params(StageParams):
 
 def run(p: Params, root: Path) -> None:
     sp = p.facts.split
-    facts = probed_facts(read_facts(root / FACTS), sp.ood_relations, sp.conflict_sources)
-    out = run_probe(facts, read_relations(root / RELATIONS), root / BASE_DIR, p.probe, root / PROBE,
-                    root / PROBE_CACHE)
+    facts = read_facts(root / FACTS)
+    out = run_probe(probed_facts(facts, sp.ood_relations, sp.conflict_sources), read_relations(root / RELATIONS),
+                    root / BASE_DIR, p.probe, root / PROBE, root / PROBE_CACHE,
+                    certain=[f for f in facts if f.source not in sp.conflict_sources])
     log.info("probe: %s", out)
 
 
@@ -84,27 +91,44 @@ def _batch_digest(keys: list[str]) -> str:
     return hashlib.sha256("\0".join(keys).encode()).hexdigest()[:16]
 
 
-def _read_cache(path: Path) -> dict[tuple[str, str], str]:
+def _read_cache(path: Path, field: str = "belief") -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 r = json.loads(line)
-                out[r["batch"], r["key"]] = r["belief"]
+                out[r["batch"], r["key"]] = r[field]
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line torn by an interrupted run, or of an older cache: probe that batch again
     return out
 
 
-def _append_cache(path: Path, answers: dict[tuple[str, str], str]) -> None:
+def _append_cache(path: Path, answers: dict, field: str = "belief") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:  # append-only: a torn line is skipped on read
         for (batch, k), a in sorted(answers.items()):
-            fh.write(json.dumps({"batch": batch, "key": k, "belief": a}) + "\n")
+            fh.write(json.dumps({"batch": batch, "key": k, field: a}) + "\n")
+
+
+def _cached_batches(relations: list[str], keys: list[str], batch_size: int, cached: dict
+                    ) -> tuple[dict[str, object], list[tuple[str, list[int]]]]:
+    """The values a cache holds for whole batches (by key), and the batches still to compute
+    (their digest and indices)."""
+    found: dict[str, object] = {}
+    todo: list[tuple[str, list[int]]] = []
+    for idx in probe_batches(relations, keys, batch_size):
+        digest = _batch_digest([keys[i] for i in idx])
+        if all((digest, keys[i]) in cached for i in idx):
+            found.update((keys[i], cached[digest, keys[i]]) for i in idx)
+        else:
+            todo.append((digest, idx))
+    return found, todo
 
 
 def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str | Path, params: ProbeParams,
-              out: str | Path, cache_dir: str | Path) -> dict:
+              out: str | Path, cache_dir: str | Path, certain: list[Fact] | None = None) -> dict:
+    """Ask `facts` closed-book and measure the certainty of `certain` (default: `facts`); one
+    row a fact of either, the certainty-only ones with no belief."""
     from tasks.runtime.generate import generate
     from tasks.runtime.modeling import load_model, model_digest
 
@@ -115,15 +139,7 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
     keys = [hashlib.sha256(f"{p}\0{params.max_new_tokens}\0{dtype}\0shared-opening".encode()).hexdigest()[:24]
             for p in prompts]
     cache_file = Path(cache_dir) / f"{model_digest(model_dir)}.jsonl"
-    cached = _read_cache(cache_file)
-    belief: dict[str, str] = {}
-    todo: list[tuple[str, list[int]]] = []  # (batch digest, its facts' indices)
-    for idx in probe_batches([f.relation for f in facts], keys, params.batch_size):
-        digest = _batch_digest([keys[i] for i in idx])
-        if all((digest, keys[i]) in cached for i in idx):
-            belief.update((keys[i], cached[digest, keys[i]]) for i in idx)
-        else:
-            todo.append((digest, idx))
+    belief, todo = _cached_batches([f.relation for f in facts], keys, params.batch_size, _read_cache(cache_file))
     if todo:
         slots = [(digest, i) for digest, idx in todo for i in idx]
         answers = generate(model, tok, [prompts[i] for _, i in slots], params.batch_size, params.max_new_tokens,
@@ -131,15 +147,52 @@ def run_probe(facts: list[Fact], relations: dict[str, Relation], model_dir: str 
         new = {(digest, keys[i]): a for (digest, i), a in zip(slots, answers)}  # answers come in input order
         _append_cache(cache_file, new)
         belief.update((k, a) for (_, k), a in new.items())
-    rows = (
+    certain = facts if certain is None else certain
+    sure = certainty(model, tok, certain, relations, params.batch_size,
+                     Path(cache_dir) / f"{model_digest(model_dir)}.certainty.jsonl")
+    rows = [
         {"key": f.key, "question": probe_question(f, relations), "belief": belief[k],
          "answer": belief_answer(belief[k], f, relations[f.relation]),
-         "correct": matches(belief[k], [f.object, *f.aliases])}
+         "correct": matches(belief[k], [f.object, *f.aliases]), "certainty": sure.get(f.key)}
         for f, k in zip(facts, keys)
-    )
+    ]
+    asked = {f.key for f in facts}
+    rows += [{"key": f.key, "question": probe_question(f, relations), "belief": None, "answer": None,
+              "correct": None, "certainty": sure[f.key]} for f in certain if f.key not in asked]
     write_jsonl(out, rows)
     probed = {keys[i] for _, idx in todo for i in idx}
-    return {"probed": sum(k in probed for k in keys), "cached": sum(k not in probed for k in keys)}
+    return {"probed": sum(k in probed for k in keys), "cached": sum(k not in probed for k in keys),
+            "certainty": len(sure)}
+
+
+def certainty_prompt(tok, fact: Fact, relations: dict[str, Relation]) -> tuple[str, str]:
+    """(prompt, answer): the probe's question with the answer begun as the relation's statement
+    up to the object ("The capital of France is"), and the world's object (" Paris")."""
+    head = relations[fact.relation].statement.partition("{o}")[0].format(s=fact.subject)
+    # "... is Paris": the space before the object goes with the object's first token, as BPE puts it
+    space = " " if head.endswith(" ") else ""
+    return prompt.render(tok, probe_question(fact, relations)) + head.rstrip(" "), space + fact.object
+
+
+def certainty(model, tok, facts: list[Fact], relations: dict[str, Relation], batch_size: int,
+              cache_file: Path) -> dict[str, float]:
+    """fact key -> the base model's probability of the fact's object after its statement's head
+    (certainty_prompt), in the probe's fixed batches and cached as its answers are."""
+    from tasks.runtime.likelihood import answer_probability
+
+    pairs = [certainty_prompt(tok, f, relations) for f in facts]
+    dtype = str(next(model.parameters()).dtype)
+    keys = [hashlib.sha256(f"{p}\0{a}\0{dtype}\0certainty".encode()).hexdigest()[:24] for p, a in pairs]
+    found, todo = _cached_batches([f.relation for f in facts], keys, batch_size,
+                                  _read_cache(cache_file, "certainty"))
+    if todo:
+        slots = [(digest, i) for digest, idx in todo for i in idx]
+        probs = answer_probability(model, tok, [pairs[i][0] for _, i in slots], [pairs[i][1] for _, i in slots],
+                                   _renumber([idx for _, idx in todo]), desc="measuring certainty")
+        new = {(digest, keys[i]): float(f"{p:.6g}") for (digest, i), p in zip(slots, probs)}
+        _append_cache(cache_file, new, "certainty")
+        found.update((k, v) for (_, k), v in new.items())
+    return {f.key: found[k] for f, k in zip(facts, keys)}
 
 
 def _renumber(groups: list[list[int]]) -> list[list[int]]:

@@ -30,6 +30,7 @@ from tasks.reporting.figures import (
     plot_confidence_gain,
     plot_confusion,
     plot_loss,
+    plot_prior_strength,
 )
 from tasks.reporting.words import (
     change_rows,
@@ -37,6 +38,7 @@ from tasks.reporting.words import (
     metric_rows,
     paired,
     points,
+    prior_rows,
     setting_rows,
     split_title,
     summary,
@@ -110,6 +112,7 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
     for s in splits:
         figs[f"confusion_{s}"] = plot_confusion(metrics[s], f"Which source did the answer come from? {split_title(s)}")
     figs["confidence_gain"] = plot_confidence_gain(Path(predictions_dir))
+    figs["prior_strength"] = plot_prior_strength(metrics, splits)
     figs = {k: v for k, v in figs.items() if v}
     figures_dir = Path(figures_dir)
     for name, data in figs.items():
@@ -135,6 +138,7 @@ def build_report(metrics_path: str | Path, validation_path: str | Path, live_dir
         "failures": failures(Path(predictions_dir)),
         "confusions": [s for s in splits if f"confusion_{s}" in figs],
         "changes": None if previous is None else change_rows(metric_changes(previous, metrics)),
+        "prior_rows": prior_rows(metrics, splits),
     }
     out_dir = Path(out_dir)
     rel = {k: str((figures_dir / f"{k}.png").resolve().relative_to(out_dir.resolve())) for k in figs}

@@ -4,9 +4,13 @@
                                              writes: data/{train,val,test,test_ood_*}.jsonl
 
 Every example names the source the hierarchy picks (instruction > context > parametric),
-the answer each source gives, a `completion` to train on, and for DPO a `rejected` answer
-of a named error type; `tasks/synthesis/recipes.py` builds one per setting. Test subjects never occur
+the answer each source gives, a `completion` to train on, for DPO a `rejected` answer
+of a named error type, and the base model's certainty of the fact it asks (the probe's);
+`tasks/synthesis/recipes.py` builds one per setting. Test subjects never occur
 in train or val; held-out relations, phrasings and knowledge domains form their own test splits.
+The conflict settings draw a share of their facts (`synthesize.strong_prior`) from the facts the
+base model is surest of, each relation's most certain fifth: a memory a model holds firmly is
+the one a conflict finds hardest to override, and a uniform draw asks few of them.
 Same facts, probe, params and seed: same bytes.
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tasks.core.schema import (
     KprefError,
     Relation,
     read_beliefs,
+    read_certainty,
     read_facts,
     read_relations,
 )
@@ -57,7 +62,7 @@ class Params(StageParams):
 
 def run(p: Params, root: Path) -> None:
     splits = synthesize(read_facts(root / FACTS), read_relations(root / RELATIONS), read_beliefs(root / PROBE),
-                        p.synthesize, p.facts, p.base.seed)
+                        p.synthesize, p.facts, p.base.seed, read_certainty(root / PROBE))
     write_splits(splits, root / DATA_DIR)
     log.info("wrote %s", {k: len(v) for k, v in splits.items()})
     log.info("train mix: %s", split_stats(splits["train"]))
@@ -83,10 +88,11 @@ class World:
     by_subject: dict[tuple[str, str], Fact]
     beliefs: dict[str, str]  # fact key -> the base model's closed-book answer, where it names an object of the type
     source_weights: dict[str, float]
+    certainty: dict[str, float]  # fact key -> the base model's probability of the fact's object (probe)
 
 
 def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams) -> World:
+               facts_params: FactsParams, certainty: dict[str, float] | None = None) -> World:
     if p.mix.get("multi_hop", 0) > 0 and not any(f.relation == "city_country" for f in facts):
         raise KprefError("synthesize.mix.multi_hop needs city facts: enable facts.sources.cities")
     if p.long_chains > 0:
@@ -96,12 +102,15 @@ def make_world(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[
         objects[f.relation].setdefault(f.object, f.aliases)
     pools = {rel: sorted(objs.items()) for rel, objs in objects.items()}
     return World(facts, relations, pools, {(f.relation, f.subject): f for f in facts}, typed(beliefs, facts, pools),
-                 facts_params.sources.weights())
+                 facts_params.sources.weights(), dict(certainty or {}))
 
 
 def synthesize(facts: list[Fact], relations: dict[str, Relation], beliefs: dict[str, str], p: SynthesizeParams,
-               facts_params: FactsParams, seed: int) -> dict[str, list[dict]]:
-    world = make_world(facts, relations, beliefs, p, facts_params)
+               facts_params: FactsParams, seed: int, certainty: dict[str, float] | None = None
+               ) -> dict[str, list[dict]]:
+    """Every split's examples; `certainty` (fact key -> the base model's probability of its object)
+    is carried by each example and draws the conflict settings' strong-prior stratum."""
+    world = make_world(facts, relations, beliefs, p, facts_params, certainty)
     return {split: split_examples(split, world, p, facts_params.split, seed) for split in SPLITS}
 
 
@@ -151,8 +160,10 @@ def split_examples(split: str, world: World, p: SynthesizeParams, sp: SplitParam
             # irrelevant-context examples reuse the closed-book facts first: the same memory, asked with
             # and without a distractor, is what teaches the answer not to move
             order_rng = random.Random(f"{seed}:{split}:closed_book") if setting == "ctx_irrelevant" else draw.rng
-            order = _weighted_order(cands, world.source_weights, n, order_rng)
-            rows += _draw_examples(setting, split, n, order, draw, seen, seed)
+            strong = _strong_share(setting, split, p)
+            order = _weighted_order(cands, world.source_weights, n, order_rng,
+                                    strongest(cands, world.certainty) if strong else {}, strong)
+            rows += _draw_examples(setting, split, n, order, draw, seen, seed, world.certainty)
     if split in ("train", "val"):
         cap_pairs(rows, p.pairs.max_type_ratio, seed)
     return rows
@@ -181,12 +192,13 @@ def _candidates(setting: str, split: str, usable: list[Fact], draw: Draw, world:
 
 
 def _draw_examples(setting: str, split: str, n: int, order: list[Fact], draw: Draw, seen: set[str],
-                   seed: int) -> list[dict]:
+                   seed: int, certainty: dict[str, float]) -> list[dict]:
     """n examples of a setting with prompts new to the split, walking `order` (and round again)."""
     rows: list[dict] = []
     tries = 0
     while len(rows) < n:
-        row = build(draw, setting, order[tries % len(order)])
+        fact = order[tries % len(order)]
+        row = build(draw, setting, fact)
         tries += 1
         key = prompt_key(row["question"], row["instruction"], row["contexts"])
         if key in seen:
@@ -197,7 +209,10 @@ def _draw_examples(setting: str, split: str, n: int, order: list[Fact], draw: Dr
         seen.add(key)
         made = len(rows)
         digest = hashlib.sha1(f"{seed}:{split}:{setting}:{made}".encode()).hexdigest()[:8]
-        rows.append(Example(id=f"{split}-{setting}-{made:05d}-{digest}", split=split, **row).to_dict())
+        # a multi-hop question asks a composition of facts, whose certainty no single probe measures
+        sure = certainty.get(fact.key) if setting != "multi_hop" else None
+        rows.append(Example(id=f"{split}-{setting}-{made:05d}-{digest}", split=split, base_certainty=sure,
+                            **row).to_dict())
     return rows
 
 
@@ -227,8 +242,37 @@ def typed(beliefs: dict[str, str], facts: list[Fact], objects: dict[str, list[tu
             if k in relation and any(overlaps(b, n) for n in names.get(relation[k], ()))}
 
 
-def _weighted_order(cands: list[Fact], weights: dict[str, float], n: int, rng: random.Random) -> list[Fact]:
-    """n facts drawn so each source gets its weight's share, cycling through each source's facts."""
+def _strong_share(setting: str, split: str, p: SynthesizeParams) -> float:
+    """The share of a setting's examples drawn from the strong-prior stratum in a split."""
+    if not SETTINGS[setting].conflict or setting == "multi_hop":
+        return 0.0
+    return p.strong_prior.test if split.startswith("test") else p.strong_prior.train
+
+
+# the stratum: each relation's most certain fifth, the figures' top quintile
+STRONG_FRACTION = 0.2
+
+
+def strongest(cands: list[Fact], certainty: dict[str, float]) -> dict[str, list[Fact]]:
+    """source -> its candidates of the strong-prior stratum: each relation's most certain fifth
+    (at least one fact) of its measured candidates, so every form of answer (names, codes,
+    numbers) has its share, not only the relations the model is surest of overall."""
+    by_rel: dict[str, list[Fact]] = defaultdict(list)
+    for f in cands:
+        if f.key in certainty:
+            by_rel[f.relation].append(f)
+    out: dict[str, list[Fact]] = defaultdict(list)
+    for rel in sorted(by_rel):
+        ranked = sorted(set(by_rel[rel]), key=lambda f: (-certainty[f.key], f.subject))
+        for f in ranked[: max(1, math.ceil(STRONG_FRACTION * len(ranked)))]:
+            out[f.source].append(f)
+    return dict(out)
+
+
+def _weighted_order(cands: list[Fact], weights: dict[str, float], n: int, rng: random.Random,
+                    strong: dict[str, list[Fact]] | None = None, share: float = 0.0) -> list[Fact]:
+    """n facts drawn so each source gets its weight's share, cycling through each source's facts;
+    `share` of a source's draws from its `strong` stratum, where it has one."""
     by_src: dict[str, list[Fact]] = defaultdict(list)
     for f in cands:
         by_src[f.source].append(f)
@@ -237,7 +281,12 @@ def _weighted_order(cands: list[Fact], weights: dict[str, float], n: int, rng: r
     for src in sorted(by_src):
         facts = list(by_src[src])
         rng.shuffle(facts)
-        order += [facts[i % len(facts)] for i in range(counts[src])]
+        top = list((strong or {}).get(src, ()))
+        k = round(share * counts[src]) if top else 0
+        if k:
+            rng.shuffle(top)
+            order += [top[i % len(top)] for i in range(k)]
+        order += [facts[i % len(facts)] for i in range(counts[src] - k)]
     # a spare lap of every candidate, for when a drawn prompt repeats and is skipped
     spare = list(cands)
     rng.shuffle(spare)

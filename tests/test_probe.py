@@ -54,14 +54,14 @@ def test_a_warm_probe_cache_gives_a_cold_runs_answers_and_skips_known_facts(tiny
     batches = _spy_batches(monkeypatch)
     cold = run_probe(more, relations, tiny_model_dir, p, tmp_path / "cold.jsonl", tmp_path / "cold_cache")
     cold_batches = set(batches)
-    assert cold == {"probed": 11, "cached": 0} and len(cold_batches) == 4  # 6 of a in 2 batches, 5 of b in 2
+    assert cold == {"probed": 11, "cached": 0, "certainty": 11} and len(cold_batches) == 4  # 6 of a in 2, 5 of b in 2
     batches.clear()
     assert run_probe(first, relations, tiny_model_dir, p, tmp_path / "a.jsonl", tmp_path / "cache")["cached"] == 0
     batches.clear()
     warm = run_probe(more, relations, tiny_model_dir, p, tmp_path / "b.jsonl", tmp_path / "cache")
     # the first relation's batches are unchanged, so cached; b's were [2] and are now [4, 1]: asked again,
     # in exactly the batches a cold run asks (batch-mates change bf16 answers)
-    assert warm == {"probed": 5, "cached": 6}
+    assert warm == {"probed": 5, "cached": 6, "certainty": 11}
     assert batches and set(batches) <= cold_batches
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "cold.jsonl").read_bytes()
 
@@ -72,3 +72,32 @@ def test_probe_batches_are_fixed_by_each_relations_own_facts():
     assert probe_batches(rels, keys, 2) == [[5, 2], [0], [4, 1]]
     # one more currency fact leaves every capital batch as it was
     assert probe_batches(rels + ["currency"], keys + ["k5"], 2)[:2] == [[5, 2], [0]]
+
+
+def test_the_probe_measures_certainty_of_every_fact_asked_and_of_those_only_measured(tiny_model_dir, small_world,
+                                                                                    tmp_path):
+    from tasks.core import prompt
+    from tasks.core.schema import read_beliefs, read_certainty, read_jsonl
+    from tasks.probe import certainty_prompt
+    from tasks.runtime.likelihood import answer_probability
+    from tasks.runtime.modeling import load_model
+
+    facts, relations = small_world
+    asked = [f for f in facts if f.relation == "capital"][:3]
+    measured = asked + [f for f in facts if f.relation == "calling_code"][:2]
+    p = shipped({"probe": {"batch_size": 4, "max_new_tokens": 3, "precision": "fp32"}}).probe
+    run_probe(asked, relations, tiny_model_dir, p, tmp_path / "probe.jsonl", tmp_path / "cache", certain=measured)
+    rows = read_jsonl(tmp_path / "probe.jsonl")
+    assert [r["key"] for r in rows] == [f.key for f in measured]
+    assert all(r["belief"] is None and r["answer"] is None for r in rows[3:])  # measured, not asked
+    assert set(read_beliefs(tmp_path / "probe.jsonl")) <= {f.key for f in asked}
+    sure = read_certainty(tmp_path / "probe.jsonl")
+    # the world's object after the statement's head: "... The capital of X is" + " Lima", "... is +" + "51"
+    model, tok = load_model(tiny_model_dir, precision=p.precision)
+    code = measured[3]
+    text, answer = certainty_prompt(tok, code, relations)
+    assert text == prompt.render(tok, relations["calling_code"].questions[0].format(s=code.subject)) + \
+        f"The calling code of {code.subject} is +" and answer == code.object
+    assert certainty_prompt(tok, asked[0], relations)[1] == " " + asked[0].object
+    alone = answer_probability(model, tok, [text], [answer], [[0]])[0]
+    assert 0 < sure[code.key] < 1 and abs(sure[code.key] - alone) <= 1e-3 * alone

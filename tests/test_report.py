@@ -10,9 +10,16 @@ def _metrics() -> dict:
                 "source_confusion": {e: {f: int(e == f) for f in ("instruction", "context", "parametric", "none")}
                                      for e in ("instruction", "context", "parametric")}}
 
+    def prior(top: float) -> dict:
+        q = [{"n": 10, "certainty_min": k / 5, "certainty_max": k / 5 + 0.19, "certainty_mean": k / 5 + 0.1,
+              "adherence": 1.0 if k < 4 else top, "adherence_ci95": [0.7, 1.0] if k < 4 else [top - 0.2, top],
+              "adherence_by_setting": {}} for k in range(5)]
+        return {"n": 50, "quintiles": q, "gap": {"delta": top - 1, "ci95": [top - 1.3, top - 0.9], "significant": True}}
+
     delta = {"adherence": 0.75, "closed_book_retention": -0.0312, "closed_book_retention_ci95": [-0.125, 0.0625],
              "closed_book_retention_significant": False}
-    return {"test": {"base": model(0.25), "tuned": model(1.0), "delta": delta}, "test_ood_relation": {}}
+    tests = {"base": {**model(0.25), "prior_strength": prior(0.4)}, "tuned": {**model(1.0), "prior_strength": prior(0.9)}}
+    return {"test": {**tests, "delta": delta}, "test_ood_relation": {}}
 
 
 def test_report_writes_markdown_html_and_figures(tmp_path):
@@ -46,9 +53,13 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
         assert "Context: The capital of Peru is Lima." in failure
         assert "Question: What is the capital of Peru?" in failure
         assert "Cusco" in failure and "It is Lima." in failure and "Quito" not in failure
-    assert html.count("data:image/png;base64,") == 2  # adherence and source confusion; no curves without training
+    # the strongest memories: bottom and top quintile of the base's certainty, and the gap, drawn as ClashEval does
+    for text in (md, html):
+        strong = text[text.index("Conflicts against the strongest memories"):]
+        assert "90% [70%, 90%] (0.80-0.99)" in strong and "-10 pts [-40, +0], significant" in strong
+    assert html.count("data:image/png;base64,") == 3  # adherence, source confusion, prior; no curves without training
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
-    assert figures == ["adherence_test.png", "confusion_test.png"]  # the empty split draws nothing
+    assert figures == ["adherence_test.png", "confusion_test.png", "prior_strength.png"]  # the empty split: nothing
 
 
 def test_training_curves_draw_dpo_rewards_when_there_was_a_dpo_phase(tmp_path):

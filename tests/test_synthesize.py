@@ -226,15 +226,16 @@ def test_dpo_pairs_typed_and_capped(small_world, facts_params):
 def test_parametric_targets(small_world, facts_params):
     facts, relations = small_world
     known = {f.key for f in facts[::2]}
-    atlantis = next(f.object for f in facts if f.relation == "capital")  # wrong but of the type: counts as a belief
-    beliefs = {f.key: f.object if f.key in known else atlantis for f in facts[::2] + facts[1::4]}
+    # a wrong answer of the relation's type (another subject's object) counts as a belief
+    other = {f.key: next(g.object for g in facts if g.relation == f.relation and g.object != f.object) for f in facts}
+    beliefs = {f.key: f.object if f.key in known else other[f.key] for f in facts[::2] + facts[1::4]}
     key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
     s = _run(small_world, facts_params, beliefs=beliefs)
     memory = [r for r in s["train"] + s["val"] if r["setting"] in ("closed_book", "ctx_irrelevant")]
     assert memory and all(key(r) in beliefs for r in memory)  # only facts the model answered
     assert all(r["target"] == beliefs[key(r)] and r["answers"]["parametric"] == r["target"] for r in memory)
     wrong = [r for r in memory if r["target"] != r["world_answer"]]
-    assert wrong and all(r["completion"] == relations[r["relation"]].say(r["subject"], atlantis) for r in wrong)
+    assert wrong and all(r["completion"] == relations[r["relation"]].say(r["subject"], beliefs[key(r)]) for r in wrong)
     cb_test = next(r for r in s["test"] if r["setting"] == "closed_book")
     assert cb_test["target"] == cb_test["world_answer"]
     # the irrelevant-context examples ask the closed-book facts again, with a distractor
@@ -275,3 +276,43 @@ def test_malformed_probe_file_names_line_and_writes_nothing(tmp_path, small_worl
         stage.run(shipped(), tmp_path)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["facts.jsonl", "probe.jsonl", "relations.json"]
 
+
+
+def _strong(train: float, test: float):
+    return P.model_copy(update={"strong_prior": P.strong_prior.model_copy(update={"train": train, "test": test})})
+
+
+def test_conflicts_draw_their_share_from_each_relations_most_certain_facts(small_world, facts_params):
+    from tasks.core.schema import CONFLICT_SETTINGS
+
+    facts, relations = small_world
+    beliefs = {f.key: f"I think {f.object}." for f in facts}
+    # as the probe measures: every fact but the made-up ones
+    certainty = {f.key: round((i * 37 % 101) / 101, 4) for i, f in enumerate(facts) if f.source != "fictional"}
+    key = lambda r: f"{r['relation']}::{r['subject']}"  # noqa: E731
+    s = synthesize(facts, relations, beliefs, _strong(0.5, 0.5), facts_params, 0, certainty)
+    for rows in s.values():  # every example carries the certainty of the fact it asks; multi-hop none
+        assert all(r["base_certainty"] == (None if r["setting"] == "multi_hop" else certainty.get(key(r)))
+                   for r in rows)
+    # the stratum: each relation's most certain fifth of the split's facts
+    top = set()
+    for rel in {f.relation for f in facts}:
+        ranked = sorted((f for f in facts if f.relation == rel and f.split == "train" and f.key in certainty),
+                        key=lambda f: -certainty[f.key])
+        top |= {f.key for f in ranked[: max(1, -(-len(ranked) // 5))]}
+    conflicts = [r for r in s["train"] if r["setting"] in CONFLICT_SETTINGS and r["setting"] != "multi_hop"
+                 and r["source"] != "fictional"]
+    share = sum(key(r) in top for r in conflicts) / len(conflicts)
+    assert share >= 0.5  # half drawn from it, and the uniform half lands there a fifth of the time
+    assert {r["relation"] for r in conflicts if key(r) in top} == {r["relation"] for r in conflicts}  # every form
+    uniform = synthesize(facts, relations, beliefs, _strong(0.0, 0.0), facts_params, 0, certainty)
+    base = [r for r in uniform["train"] if r["setting"] in CONFLICT_SETTINGS and r["setting"] != "multi_hop"
+            and r["source"] != "fictional"]
+    assert sum(key(r) in top for r in base) / len(base) < share - 0.15
+    # no share: the facts a uniform draw asks, with or without certainty to carry
+    blind = synthesize(facts, relations, beliefs, _strong(0.0, 0.0), facts_params, 0)
+    assert [{**r, "base_certainty": None} for rows in uniform.values() for r in rows] == \
+        [r for rows in blind.values() for r in rows]
+    # the train share shapes training only: the test splits stay as they were
+    assert _tests_of(synthesize(facts, relations, beliefs, _strong(0.0, 0.5), facts_params, 0, certainty)) == \
+        _tests_of(s)

@@ -181,6 +181,9 @@ class Example:
     bridge: str | None = None  # multi-hop: the intermediate entity the edit goes through
     rejected: str | None = None  # DPO: a wrong answer of `error_type`
     error_type: str | None = None
+    # the base model's probability of the world's answer, closed-book (data/probe.jsonl's certainty);
+    # None where unmeasured: made-up facts, multi-hop questions
+    base_certainty: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +202,9 @@ class EvalItem:
     setting: str = "unspecified"
     source_answers: dict[str, str | None] | None = None  # for memorization ratio / attribution
     group: str | None = None  # items of one group are one case: solved when any of them is (MQuAKE's rule)
+    # how sure the base model is of what memory says (0-1; adherence is binned by it); None: measured
+    # when the item is answered (tasks/evaluation/predict.py)
+    base_certainty: float | None = None
 
     @classmethod
     def from_example(cls, ex: dict) -> "EvalItem":
@@ -206,7 +212,8 @@ class EvalItem:
         src = dict(ex["answers"])
         src["world"] = ex["world_answer"]
         return cls(id=ex["id"], question=ex["question"], instruction=ex["instruction"], contexts=list(ex["contexts"]),
-                   answers=gold, expected_source=ex["expected_source"], setting=ex["setting"], source_answers=src)
+                   answers=gold, expected_source=ex["expected_source"], setting=ex["setting"], source_answers=src,
+                   base_certainty=ex.get("base_certainty"))
 
 
 def trained_facts(facts: list[Fact], ood_relations: tuple[str, ...], made_up: tuple[str, ...] = ()) -> list[Fact]:
@@ -271,6 +278,11 @@ def read_beliefs(path: str | Path) -> dict[str, str]:
     return {r["key"]: r["answer"] for r in read_jsonl(path) if r.get("answer")}
 
 
+def read_certainty(path: str | Path) -> dict[str, float]:
+    """data/probe.jsonl -> fact key -> the base model's probability of the fact's object (tasks/probe.py)."""
+    return {r["key"]: r["certainty"] for r in read_jsonl(path) if r.get("certainty") is not None}
+
+
 def read_belief_texts(path: str | Path) -> dict[str, str]:
     """data/probe.jsonl -> fact key -> what the base model said closed-book, as it said it."""
     return {r["key"]: r["belief"] for r in read_jsonl(path) if r.get("belief")}
@@ -311,6 +323,9 @@ def _eval_item_problem(obj: dict) -> str | None:
         return f"field 'setting' must be str, got {type(obj['setting']).__name__}"
     if not isinstance(obj.get("group"), (str, type(None))):
         return f"field 'group' must be str or null, got {type(obj['group']).__name__}"
+    sure = obj.get("base_certainty")
+    if sure is not None and (isinstance(sure, bool) or not isinstance(sure, (int, float)) or not 0 <= sure <= 1):
+        return f"field 'base_certainty' must be a probability between 0 and 1 or null, got {sure!r}"
     return None
 
 
@@ -327,7 +342,7 @@ def read_eval_items(path: str | Path) -> list[EvalItem]:
         items.append(EvalItem(id=str(obj["id"]), question=obj["question"], instruction=obj["instruction"],
                               contexts=obj["contexts"], answers=obj["answers"],
                               expected_source=obj["expected_source"], setting=obj.get("setting", "unspecified"),
-                              group=obj.get("group")))
+                              group=obj.get("group"), base_certainty=obj.get("base_certainty")))
     if not items:
         raise KprefError(f"{path}: no examples")
     return items

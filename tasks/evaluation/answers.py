@@ -25,11 +25,13 @@ def evaluation_sets(data_dir: str | Path, benchmarks: dict[str, list[EvalItem]] 
 
 
 def predict_sets(model_dir: str | Path, sets: dict[str, list[EvalItem]], p: EvaluateParams,
-                 desc: str) -> dict[str, list[dict]]:
+                 desc: str, prior: bool = False) -> dict[str, list[dict]]:
     """{set name: prediction rows}, for the non-empty sets: one model load for them all, each set
-    in batches of its own, in `p.runner.shards` shards on `p.runner`'s engine."""
+    in batches of its own, in `p.runner.shards` shards on `p.runner`'s engine (`prior`: the
+    model is the base, and measures its certainty where an item carries none; predict)."""
     asked = {name: items for name, items in sets.items() if items}
-    return predict_sharded(model_dir, asked, p.precision, p.batch_size, p.max_new_tokens, p.runner, desc=desc)
+    return predict_sharded(model_dir, asked, p.precision, p.batch_size, p.max_new_tokens, p.runner, desc=desc,
+                           prior=prior)
 
 
 def answers_file(folder: str | Path, model: str, set_name: str) -> Path:

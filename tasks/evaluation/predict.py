@@ -1,5 +1,6 @@
 """A model's answers to evaluation items, each row with what the metrics need: match, source
-followed, confidence gain and, beside an irrelevant passage, the closed-book answer.
+followed, confidence gain, the base model's certainty of what memory says (tasks/evaluation/prior.py)
+and, beside an irrelevant passage, the closed-book answer.
 
 `predict` is the one way an item is answered: the evaluate stages (in shards, tasks/evaluation/shards.py),
 `kpref evaluate` and the benchmark scripts all call it. `explain_answer` is `kpref answer --explain`.
@@ -20,6 +21,7 @@ from tasks.core.metrics import (
     token_f1,
 )
 from tasks.core.schema import EvalItem
+from tasks.evaluation.prior import is_conflict
 from tasks.runtime.generate import first_token_entropy, generate_answers
 
 
@@ -28,9 +30,12 @@ def _closed_book_prompts(tok, items: Sequence[EvalItem]) -> dict[str, str]:
 
 
 def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new_tokens: int = 24,
-            desc: str = "evaluating") -> list[dict]:
+            desc: str = "evaluating", prior: bool = False) -> list[dict]:
     """One prediction row per item, in order: the answer, whether it matches, the source it
-    followed, its confidence gain and, beside an irrelevant passage, the closed-book answer."""
+    followed, its confidence gain, the base model's certainty the item carries and, beside an
+    irrelevant passage, the closed-book answer. `prior`: a conflict item that carries no
+    certainty gets this model's own, the mean probability of its closed-book answer's tokens
+    (this model is the base, or stands in for it)."""
     prompts = [prompt.render(tok, it.question, it.contexts, it.instruction) for it in items]
     # Robustness compares each irrelevant-context answer with the same model's closed-book
     # answer to the same question; generate each distinct prompt once.
@@ -42,13 +47,12 @@ def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new
     keys = [opening.get(p, (None, ())) for p in unique]
     answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc,
                                                 prefix_keys=keys)))
-    # CK-PLUG's confidence gain needs each question's first-token entropy with nothing beside it:
-    # one forward pass for the bare prompts not generated already
     bare = {it.id: prompt.render(tok, it.question) for it in items if it.contexts or it.instruction}
-    unscored = [q for q in dict.fromkeys(bare.values()) if q not in answers]
-    bare_entropy = {q: a.entropy for q, a in answers.items()}
-    bare_entropy.update(zip(unscored, first_token_entropy(model, tok, unscored, batch_size, desc=f"{desc} (bare)",
-                                                          prefix_keys=[None] * len(unscored))))
+    # a conflict item without a certainty is measured from this model's closed-book answer to it
+    unsure = {bare[it.id] for it in items if prior and it.base_certainty is None and it.id in bare
+              and is_conflict(it.setting, it.expected_source)}
+    bare_entropy = _bare_answers(model, tok, answers, list(dict.fromkeys(bare.values())), unsure, batch_size,
+                                 max_new_tokens, desc)
 
     preds = []
     for it, p in zip(items, prompts):
@@ -71,6 +75,10 @@ def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new
             row["confidence_gain"] = round(bare_entropy[bare[it.id]] - answers[p].entropy, 4)
         if it.source_answers:
             row["followed_source"] = followed_source(pred, it.source_answers)
+        if it.base_certainty is not None:
+            row["base_certainty"] = it.base_certainty
+        elif it.id in bare and bare[it.id] in unsure:
+            row["base_certainty"] = answers[bare[it.id]].probability
         if it.id in cb:
             closed = answers[cb[it.id]].text
             row["closed_book_prediction"] = closed
@@ -78,6 +86,24 @@ def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new
             row["robust"] = same_answer(pred, closed, it)
         preds.append(row)
     return preds
+
+
+def _bare_answers(model, tok, answers: dict, bare: list[str], unsure: set[str], batch_size: int,
+                  max_new_tokens: int, desc: str) -> dict[str, float]:
+    """CK-PLUG's confidence gain needs each question's first-token entropy with nothing beside it:
+    {bare prompt: entropy}, one forward pass for the bare prompts not generated already, those in
+    `unsure` generated whole into `answers` (a certainty is measured from the whole answer)."""
+    entropy = {q: a.entropy for q, a in answers.items()}
+    todo = [q for q in bare if q not in answers]
+    closed = [q for q in todo if q in unsure]
+    if closed:
+        answers.update(zip(closed, generate_answers(model, tok, closed, batch_size, max_new_tokens,
+                                                    desc=f"{desc} (closed-book)", prefix_keys=[None] * len(closed))))
+        entropy.update((q, answers[q].entropy) for q in closed)
+    todo = [q for q in todo if q not in unsure]
+    entropy.update(zip(todo, first_token_entropy(model, tok, todo, batch_size, desc=f"{desc} (bare)",
+                                                 prefix_keys=[None] * len(todo))))
+    return entropy
 
 
 @dataclass

@@ -13,6 +13,7 @@ from tasks.core.metrics import (
     rate,
 )
 from tasks.core.schema import SOURCES, EvalItem
+from tasks.evaluation.prior import prior_strength
 
 
 def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
@@ -60,6 +61,9 @@ def summarize(items: Sequence[EvalItem], preds: Sequence[dict]) -> dict:
             [it.source_answers["world"] for it, _ in cf],
             [it.source_answers["context"] for it, _ in cf],
         )
+    prior = prior_strength(preds)
+    if prior:  # ClashEval's figure: does adherence fall where the base model's memory is strongest?
+        m["prior_strength"] = prior
     if any("followed_source" in p for p in preds):
         confusion = Counter((p["expected_source"], p["followed_source"]) for p in preds if "followed_source" in p)
         m["source_confusion"] = {
@@ -151,5 +155,9 @@ def headline_summary(metrics: dict) -> dict:
         row = {short: tuned[key] for key, short in SUMMARY_KEYS.items() if tuned.get(key) is not None}
         if "closed_book_retention" in m.get("delta", {}):
             row["retention"] = m["delta"]["closed_book_retention"]
+        prior = tuned.get("prior_strength")
+        if prior:  # conflict adherence where the base model is surest, and how far it falls from the least sure
+            row["top_quintile"] = prior["quintiles"][-1]["adherence"]
+            row["prior_gap"] = prior["gap"]["delta"]
         out[name] = row
     return out

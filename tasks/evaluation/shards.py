@@ -31,13 +31,14 @@ def shard(items: Sequence[EvalItem], n: int) -> list[list[EvalItem]]:
 
 
 def predict_shard(model_dir: str, sets: dict[str, list[EvalItem]], precision: str, batch_size: int,
-                  max_new_tokens: int, desc: str) -> dict[str, list[dict]]:
-    """Each set's prediction rows, the model loaded once, the sets never sharing a batch."""
+                  max_new_tokens: int, desc: str, prior: bool = False) -> dict[str, list[dict]]:
+    """Each set's prediction rows, the model loaded once, the sets never sharing a batch
+    (`prior`: as predict's)."""
     from tasks.evaluation.predict import predict
     from tasks.runtime.modeling import load_model
 
     model, tok = load_model(model_dir, precision=precision)
-    return {name: predict(model, tok, items, batch_size, max_new_tokens, f"{desc} {name}") if items else []
+    return {name: predict(model, tok, items, batch_size, max_new_tokens, f"{desc} {name}", prior) if items else []
             for name, items in sets.items()}
 
 
@@ -58,13 +59,14 @@ def task_runner(r: RunnerParams):
 
 
 def predict_sharded(model_dir: str | Path, sets: dict[str, Sequence[EvalItem]], precision: str, batch_size: int,
-                    max_new_tokens: int, runner: RunnerParams, desc: str = "evaluating") -> dict[str, list[dict]]:
+                    max_new_tokens: int, runner: RunnerParams, desc: str = "evaluating",
+                    prior: bool = False) -> dict[str, list[dict]]:
     """Every set's prediction rows, in order, from `runner.shards` shards on `runner`'s engine."""
     n = max(1, min(runner.shards, max((len(items) for items in sets.values()), default=1)))
     slices = {name: shard(items, n) for name, items in sets.items()}
     parts = [{name: s[k] if k < len(s) else [] for name, s in slices.items()} for k in range(n)]
     if n == 1 and runner.task_runner == "local":
-        return predict_shard(str(model_dir), parts[0], precision, batch_size, max_new_tokens, desc)
+        return predict_shard(str(model_dir), parts[0], precision, batch_size, max_new_tokens, desc, prior)
     from prefect import flow, task
     from prefect.cache_policies import NONE
 
@@ -73,7 +75,7 @@ def predict_sharded(model_dir: str | Path, sets: dict[str, Sequence[EvalItem]], 
     @flow(name="kpref-evaluate-shards", task_runner=task_runner(runner), log_prints=True)
     def evaluate_shards() -> list[dict[str, list[dict]]]:
         futures = [shard_task.submit(str(model_dir), part, precision, batch_size, max_new_tokens,
-                                     f"{desc} [{k + 1}/{len(parts)}]") for k, part in enumerate(parts)]
+                                     f"{desc} [{k + 1}/{len(parts)}]", prior) for k, part in enumerate(parts)]
         return [f.result() for f in futures]
 
     done = evaluate_shards()

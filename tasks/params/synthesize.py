@@ -14,6 +14,14 @@ class PairParams(Section):
                                                     "the least common.")
 
 
+class StrongPriorParams(Section):
+    train: float = Field(ge=0.0, le=1.0, description="Share of each conflict setting's train/val examples asked "
+                                                     "about facts the base model is surest of (each relation's most "
+                                                     "certain fifth, by the probe's certainty); 0: a uniform draw.")
+    test: float = Field(ge=0.0, le=1.0, description="The same share in every test split: the stratum the top "
+                                                    "quintile of the base's certainty is scored on.")
+
+
 class SynthesizeParams(Section):
     mix: dict[str, float] = Field(description="Relative weight of each setting in train/val (every setting is tested).")
     n_train: int = Field(ge=1, description="Training examples.")
@@ -36,6 +44,7 @@ class SynthesizeParams(Section):
     chain_hop_questions: float = Field(
         ge=0.0, le=1.0, description="Share of the long chains asked about one of their edits alone, the whole chain "
                                     "stated (MQuAKE's single-hop questions); 0: every chain asked whole.")
+    strong_prior: StrongPriorParams
     pairs: PairParams
 
     @field_validator("mix")

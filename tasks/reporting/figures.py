@@ -148,3 +148,35 @@ def plot_confidence_gain(pred_dir: Path, name: str = "test") -> bytes | None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return png(fig)
+
+
+def plot_prior_strength(metrics: dict, names: list[str]) -> bytes | None:
+    """ClashEval's figure, a panel per split or benchmark: the share of conflict answers that follow
+    the given source (instruction or context) in each quintile of the base model's certainty of
+    what memory says, base and tuned, each point with its 95% interval."""
+    panels = [n for n in names if any(metrics[n].get(m, {}).get("prior_strength") for m in ("base", "tuned"))]
+    if not panels:
+        return None
+    fig, axes = canvas(len(panels), (4.2, 3.6))
+    for k, (ax, name) in enumerate(zip(axes, panels)):
+        for model, style in (("base", "o--"), ("tuned", "s-")):
+            prior = metrics[name].get(model, {}).get("prior_strength")
+            if not prior:
+                continue
+            q = prior["quintiles"]
+            x, y = [b["certainty_mean"] for b in q], [b["adherence"] for b in q]
+            err = [[v - b["adherence_ci95"][0] for v, b in zip(y, q)], [b["adherence_ci95"][1] - v for v, b in zip(y, q)]]
+            gap = prior["gap"]
+            ax.errorbar(x, y, yerr=err, fmt=style, capsize=3,
+                        label=f"{model} (top − bottom {gap['delta']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}])")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("base model's certainty (quintile mean)")
+        if k == 0:
+            ax.set_ylabel("follows the given source")
+        ax.set_title(name)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Conflict adherence against the strength of the memory it contradicts (ClashEval)")
+    fig.tight_layout()
+    return png(fig)

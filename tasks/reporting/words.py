@@ -3,6 +3,8 @@ percentages with their intervals, differences in points, and the few sentences a
 say what tuning bought and what it cost."""
 from __future__ import annotations
 
+from tasks.core.schema import NOT_MODELS
+
 SPLIT_TITLES = {
     "test": "held-out subjects",
     "test_ood_relation": "held-out relations (never trained)",
@@ -172,3 +174,21 @@ def change_rows(changes: list[dict]) -> list[dict]:
     return [{"name": split_title(c["name"]), "key": LABELS.get(c["key"], c["key"]), "before": pct(c["before"]),
              "now": pct(c["now"]), "change": "new" if c["change"] is None else f"{100 * c['change']:+.1f} pts"}
             for c in changes]
+
+
+def prior_rows(metrics: dict, names: list[str]) -> list[dict]:
+    """Per split or benchmark and model: conflict adherence in the bottom and top quintile of the
+    base model's certainty [95% intervals], and top minus bottom [95% interval]."""
+    rows = []
+    for name in names:
+        for model in (m for m in metrics[name] if m not in NOT_MODELS):
+            prior = metrics[name][model].get("prior_strength")
+            if not prior:
+                continue
+            low, top = prior["quintiles"][0], prior["quintiles"][-1]
+            rows.append({"split": name, "model": model, "n": prior["n"],
+                         "bottom": with_ci(low["adherence"], low["adherence_ci95"]),
+                         "top": with_ci(top["adherence"], top["adherence_ci95"]),
+                         "certainty": f"{top['certainty_min']:.2f}-{top['certainty_max']:.2f}",
+                         "gap": points(prior["gap"])})
+    return rows

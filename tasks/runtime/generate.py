@@ -15,6 +15,9 @@ from tasks.runtime.modeling import cache_keyword
 class Answer:
     text: str
     entropy: float  # nats, of the distribution over the first answer token: how sure the model starts
+    # the mean probability of the answer's tokens (to its end of turn): how sure the model is of all of
+    # it, ClashEval's measure of a prior
+    probability: float = float("nan")
 
 
 def _entropy(logits: torch.Tensor) -> list[float]:
@@ -47,9 +50,23 @@ def _greedy(model, tokenizer, batch: dict, max_new_tokens: int):
     )
 
 
+def _token_probability(tokenizer, gen, prompt_len: int) -> list[float]:
+    """The mean probability of each row's generated tokens, up to (not counting) its end of turn."""
+    toks = gen.sequences[:, prompt_len:]
+    logp = torch.log_softmax(torch.stack(gen.logits, 1).float(), dim=-1).gather(-1, toks[..., None])[..., 0]
+    ends = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+    done = torch.zeros_like(toks, dtype=torch.bool)
+    for t in ends:
+        done |= toks == t
+    alive = done.cumsum(-1) == 0
+    alive[:, 0] = True  # an answer that ends at once is as sure as its end token
+    return ((logp.exp() * alive).sum(-1) / alive.sum(-1)).tolist()
+
+
 def _answers(tokenizer, gen, prompt_len: int) -> list[Answer]:
     texts = tokenizer.batch_decode(gen.sequences[:, prompt_len:], skip_special_tokens=True)
-    return [Answer(t.strip(), round(h, 4)) for t, h in zip(texts, _entropy(gen.logits[0]))]
+    return [Answer(t.strip(), round(h, 4), float(f"{p:.6g}"))
+            for t, h, p in zip(texts, _entropy(gen.logits[0]), _token_probability(tokenizer, gen, prompt_len))]
 
 
 @torch.inference_mode()

@@ -38,6 +38,9 @@ def test_reads_valid_file(tmp_path):
     items = read_eval_items(_write(tmp_path, [json.dumps(GOOD), "", json.dumps(other)]))
     assert [i.id for i in items] == ["q1", "2"]
     assert items[1].setting == "unspecified"
+    assert items[0].base_certainty is None  # measured when answered (predict's prior)
+    sure = read_eval_items(_write(tmp_path, [json.dumps({**GOOD, "base_certainty": 0.9})]))
+    assert sure[0].base_certainty == 0.9
 
 
 def test_not_json_names_file_and_line(tmp_path):
@@ -54,6 +57,8 @@ def test_not_json_names_file_and_line(tmp_path):
         ({"expected_source": "memory"}, r":1: field 'expected_source' must be one of"),
         ({"contexts": "text"}, r":1: field 'contexts' must be list"),
         ({"instruction": 3}, r":1: field 'instruction' must be str or null"),
+        ({"base_certainty": 1.5}, r":1: field 'base_certainty' must be a probability between 0 and 1"),
+        ({"base_certainty": "high"}, r":1: field 'base_certainty' must be a probability"),
     ],
 )
 def test_bad_field_names_line_and_field(tmp_path, change, pattern):

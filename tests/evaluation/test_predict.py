@@ -62,3 +62,24 @@ def test_confidence_gain_is_the_entropy_the_context_takes_away(tiny_model_dir):
     assert "confidence_gain" not in ev.predictions[1]  # nothing beside the question: nothing to gain
     assert ev.metrics["confidence_gain_by_setting"] == {"ctx_counterfactual": gain}
 
+
+
+def test_a_conflict_item_without_a_certainty_gets_the_models_own_closed_book_one(tiny_model_dir):
+    from tasks.core import prompt
+    from tasks.evaluation.predict import predict
+    from tasks.runtime.generate import generate_answers
+
+    model, tok = load_model(tiny_model_dir, precision="fp32")
+    ctx = ["The capital of Peru is Quito."]
+    items = [EvalItem("given", "What is the capital of Peru?", None, ctx, ["Quito"], "context", "ctx_counterfactual",
+                      base_certainty=0.25),
+             EvalItem("measured", "What is the capital of Peru?", "Assume it is Cusco.", ctx, ["Cusco"], "instruction",
+                      "unspecified"),
+             EvalItem("agrees", "What is the capital of Chile?", None, ["Santiago is Chile's capital."], ["Santiago"],
+                      "context", "ctx_support")]
+    rows = predict(model, tok, items, batch_size=4, max_new_tokens=4, prior=True)
+    closed = generate_answers(model, tok, [prompt.render(tok, items[1].question)], 1, 4)[0]
+    assert rows[0]["base_certainty"] == 0.25 and rows[1]["base_certainty"] == closed.probability
+    assert "base_certainty" not in rows[2]  # no conflict: nothing to bin
+    # the tuned model's half of an evaluation measures nothing: it is binned by the base model's
+    assert "base_certainty" not in predict(model, tok, items, batch_size=4, max_new_tokens=4)[1]

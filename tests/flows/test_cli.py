@@ -38,6 +38,24 @@ def test_evaluate_user_file(tiny_model_dir, tmp_path):
     assert all({"id", "prediction", "correct"} <= set(p) for p in preds)
 
 
+def test_evaluate_bins_conflicts_by_certainty_measuring_it_where_a_file_does_not_say(tiny_model_dir, tmp_path):
+    countries = ["Peru", "Chile", "Spain", "Kenya", "Japan", "Chad", "Laos", "Oman", "Cuba", "Fiji"]
+    items = [{"id": c, "question": f"What is the capital of {c}?", "instruction": None,
+              "contexts": [f"The capital of {c} is Quito."], "answers": ["Quito"], "expected_source": "context",
+              **({"base_certainty": 0.5} if k % 2 else {})} for k, c in enumerate(countries)]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(i) + "\n" for i in items))
+    r = runner.invoke(app, ["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--out",
+                            str(tmp_path / "out"), "--max-new-tokens", "3"])
+    assert r.exit_code == 0, r.output
+    assert '"top_quintile"' in r.output and '"prior_gap"' in r.output
+    preds = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["base_certainty"] == 0.5 for p in preds] == [bool(k % 2) for k in range(10)]
+    assert all(0 < p["base_certainty"] <= 1 for p in preds)
+    prior = json.loads((tmp_path / "out" / "metrics.json").read_text())["prior_strength"]
+    assert prior["n"] == 10 and [q["n"] for q in prior["quintiles"]] == [2] * 5
+
+
 def test_evaluate_bad_line_exits_nonzero_and_writes_nothing(tiny_model_dir, tmp_path):
     data = tmp_path / "bad.jsonl"
     bad = dict(ITEMS[0])

@@ -1,3 +1,5 @@
+import torch
+
 from tasks.core import prompt
 from tasks.runtime.generate import generate
 from tasks.runtime.modeling import load_model
@@ -86,3 +88,21 @@ def test_fixed_batches_run_their_shared_opening_once_with_the_answers_of_each_pr
     alone = [generate_answers(model, tok, [p], batch_size=1, max_new_tokens=5)[0] for p in prompts]
     assert [a.text for a in fixed] == [a.text for a in alone]
     assert all(abs(a.entropy - b.entropy) < 1e-3 for a, b in zip(fixed, alone))
+
+
+def test_an_answers_probability_is_the_mean_of_its_tokens_to_its_end(tiny_model_dir):
+    from tasks.runtime.generate import generate_answers
+
+    model, tok = load_model(tiny_model_dir, precision="fp32")
+    prompts = [prompt.render(tok, "What is the capital of Peru?", ["The capital of Peru is Quito."] * i)
+               for i in range(3)]
+    ends = {tok.eos_token_id, tok.pad_token_id}
+    for p, a in zip(prompts, generate_answers(model, tok, prompts, batch_size=3, max_new_tokens=6)):
+        head = tok(p, add_special_tokens=False)["input_ids"]
+        alone = model.generate(torch.tensor([head]), max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
+        said = alone[0, len(head):].tolist()
+        said = said[: next((j for j, t in enumerate(said) if t in ends), len(said))] or said[:1]
+        with torch.no_grad():
+            probs = torch.softmax(model(input_ids=torch.tensor([head + said])).logits[0].float(), -1)
+        want = sum(probs[len(head) - 1 + j, t].item() for j, t in enumerate(said)) / len(said)
+        assert abs(a.probability - want) < 1e-3
