@@ -4,7 +4,7 @@
     python benchmarks/wide_eval.py retention [--run .] [--n 300] [--n-conflict 128] [--splits ...] [--show K]
                                              [--against EXP ...]
     python benchmarks/wide_eval.py adherence --split test_ood_phrasing|test_ood_relation|test_ood_domain|test [--n 128]
-                                             [--model DIR ...] [--against EXP ...]
+                                             [--model DIR ...] [--against EXP ...] [--relations REL ...]
 
 The test split asks 60 irrelevant-context questions and each OOD split 32 per setting, so one
 run's figure carries a 95% interval of 10-25 points. This draws `--n` more questions per
@@ -18,7 +18,8 @@ question-level one would be up to 2 times too narrow). RUN is a finished pipelin
 
 robustness: base and tuned, on every question, on those answered right closed-book and on the
 rest, the misses per relation, and the ceiling if every known answer held beside any passage.
-adherence: the tuned model (or `--model` dirs), per conflict setting.
+adherence: the tuned model (or `--model` dirs), per conflict setting, and by quintile of the base model's
+certainty of each fact (docs/metrics.md, prior_strength).
 retention (issue 12's targets), base and tuned on the same questions:
 - on `test_ood_domain` (knowledge domains never trained): closed-book accuracy and the
   retention (tuned - base, 95% paired-bootstrap interval; target: within 3 points of the base),
@@ -60,12 +61,14 @@ from tasks.core.schema import (  # noqa: E402
     RELATIONS,
     EvalItem,
     read_beliefs,
+    read_certainty,
     read_facts,
     read_jsonl,
     read_relations,
 )
 from tasks.evaluate import evaluate_items  # noqa: E402
 from tasks.evaluation.predict import same_answer  # noqa: E402
+from tasks.evaluation.prior import prior_strength  # noqa: E402
 from tasks.evaluation.scoring import base_known_ids  # noqa: E402
 from tasks.params.full import Params, load_params  # noqa: E402
 from tasks.runtime.modeling import load_model  # noqa: E402
@@ -80,7 +83,7 @@ def wide_items(run: Path, params: Params, n: int, split: str, settings: tuple[st
     key = lambda r: prompt_key(r["question"], r["instruction"], r["contexts"])  # noqa: E731
     seen = {key(r) for r in read_jsonl(run / "data" / f"{split}.jsonl")}
     out: dict[str, list[dict]] = {s: [] for s in settings}
-    world = make_world(facts, relations, beliefs, params.synthesize, params.facts)
+    world = make_world(facts, relations, beliefs, params.synthesize, params.facts, read_certainty(run / PROBE))
     for offset in range(1, 50):  # only `split` is drawn, with another seed each round
         rows = split_examples(split, world, params.synthesize, params.facts.split, params.base.seed + 1000 * offset)
         for r in rows:
@@ -137,11 +140,12 @@ def robustness(run: Path, params: Params, n: int, models: list[str], show: int) 
         del model
 
 
-def adherence(run: Path, params: Params, n: int, split: str, models: dict[str, Path]) -> None:
+def adherence(run: Path, params: Params, n: int, split: str, models: dict[str, Path],
+              relations: list[str] | None = None) -> None:
     """Per conflict setting, each model's adherence; every model after the first also paired against it."""
     # multi-hop is asked in the in-distribution test split only
     settings = tuple(s for s in CONFLICT_SETTINGS if split == "test" or s != "multi_hop")
-    rows = wide_items(run, params, n, split, settings)
+    rows = [r for r in wide_items(run, params, n, split, settings) if not relations or r["relation"] in relations]
     items = [EvalItem.from_example(r) for r in rows]
     print(f"{split}: {len(items)} questions, up to {n} per conflict setting")
     preds = answer_all(models, items, params.evaluate)
@@ -149,6 +153,11 @@ def adherence(run: Path, params: Params, n: int, split: str, models: dict[str, P
     flags = {name: {s: [p["correct"] for p in ps if p["setting"] == s] for s in settings} for name, ps in preds.items()}
     for name, by_setting in flags.items():
         print(f"- {name}: " + "; ".join(f"{s} {_flags_rate(f, facts[s])}" for s, f in by_setting.items()), flush=True)
+        prior = prior_strength(preds[name])
+        if prior:  # by quintile of the base model's certainty (tasks/evaluation/prior.py)
+            print(f"  by quintile of the base's certainty (n={prior['n']}): " + "; ".join(
+                f"{q['certainty_min']:.3f}+ {q['adherence']:.3f} {q['adherence_ci95']}" for q in prior["quintiles"])
+                + f"; top - bottom {describe_delta(prior['gap'])}", flush=True)
     first, *others = flags
     for name in others:
         print(f"  {name} - {first}, paired: " + "; ".join(
@@ -292,6 +301,8 @@ def main() -> None:
                                                                 "setting")
     ap.add_argument("--splits", nargs="+", default=[OOD_DOMAIN, *IN_DOMAIN], help="retention: the splits")
     ap.add_argument("--model", nargs="+", default=None, help="model dirs under RUN")
+    ap.add_argument("--relations", nargs="+", default=None, help="adherence: only the questions of these relations "
+                                                                 "(of the --n drawn per setting)")
     ap.add_argument("--show", type=int, default=0, help="robustness: print this many misses per model")
     ap.add_argument("--against", type=Path, nargs="+", default=[], help="retention and adherence: other runs with "
                                                                         "RUN's test splits (dvc exp clones): their "
@@ -308,7 +319,7 @@ def main() -> None:
         retention(args.run, params, args.n or 300, args.n_conflict, args.splits, args.show, args.against)
     else:
         models = {name: args.run / name for name in args.model or ["models/tuned"]}
-        adherence(args.run, params, args.n or 128, args.split, models | _against_models(args.against))
+        adherence(args.run, params, args.n or 128, args.split, models | _against_models(args.against), args.relations)
 
 
 if __name__ == "__main__":

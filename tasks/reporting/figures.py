@@ -175,7 +175,7 @@ def plot_prior_strength(metrics: dict, names: list[str]) -> bytes | None:
         if k == 0:
             ax.set_ylabel("follows the given source")
         ax.set_title(name)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     fig.suptitle("Conflict adherence against the strength of the memory it contradicts (ClashEval)")
     fig.tight_layout()
