@@ -91,8 +91,8 @@ def _batch_digest(keys: list[str]) -> str:
     return hashlib.sha256("\0".join(keys).encode()).hexdigest()[:16]
 
 
-def _read_cache(path: Path, field: str = "belief") -> dict[tuple[str, str], str]:
-    out: dict[tuple[str, str], str] = {}
+def _read_cache(path: Path, field: str = "belief") -> dict[tuple[str, str], object]:
+    out: dict[tuple[str, str], object] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:

@@ -28,6 +28,7 @@ from tasks.core.metrics import overlaps
 from tasks.core.prompt import prompt_key
 from tasks.core.schema import (
     DATA_DIR,
+    FACT_CONFLICTS,
     FACTS,
     OOD_DOMAIN,
     PROBE,
@@ -244,7 +245,7 @@ def typed(beliefs: dict[str, str], facts: list[Fact], objects: dict[str, list[tu
 
 def _strong_share(setting: str, split: str, p: SynthesizeParams) -> float:
     """The share of a setting's examples drawn from the strong-prior stratum in a split."""
-    if not SETTINGS[setting].conflict or setting == "multi_hop":
+    if setting not in FACT_CONFLICTS:
         return 0.0
     return p.strong_prior.test if split.startswith("test") else p.strong_prior.train
 

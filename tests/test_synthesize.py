@@ -283,7 +283,7 @@ def _strong(train: float, test: float):
 
 
 def test_conflicts_draw_their_share_from_each_relations_most_certain_facts(small_world, facts_params):
-    from tasks.core.schema import CONFLICT_SETTINGS
+    from tasks.core.schema import FACT_CONFLICTS
 
     facts, relations = small_world
     beliefs = {f.key: f"I think {f.object}." for f in facts}
@@ -300,14 +300,12 @@ def test_conflicts_draw_their_share_from_each_relations_most_certain_facts(small
         ranked = sorted((f for f in facts if f.relation == rel and f.split == "train" and f.key in certainty),
                         key=lambda f: -certainty[f.key])
         top |= {f.key for f in ranked[: max(1, -(-len(ranked) // 5))]}
-    conflicts = [r for r in s["train"] if r["setting"] in CONFLICT_SETTINGS and r["setting"] != "multi_hop"
-                 and r["source"] != "fictional"]
+    conflicts = [r for r in s["train"] if r["setting"] in FACT_CONFLICTS and r["source"] != "fictional"]
     share = sum(key(r) in top for r in conflicts) / len(conflicts)
     assert share >= 0.5  # half drawn from it, and the uniform half lands there a fifth of the time
     assert {r["relation"] for r in conflicts if key(r) in top} == {r["relation"] for r in conflicts}  # every form
     uniform = synthesize(facts, relations, beliefs, _strong(0.0, 0.0), facts_params, 0, certainty)
-    base = [r for r in uniform["train"] if r["setting"] in CONFLICT_SETTINGS and r["setting"] != "multi_hop"
-            and r["source"] != "fictional"]
+    base = [r for r in uniform["train"] if r["setting"] in FACT_CONFLICTS and r["source"] != "fictional"]
     assert sum(key(r) in top for r in base) / len(base) < share - 0.15
     # no share: the facts a uniform draw asks, with or without certainty to carry
     blind = synthesize(facts, relations, beliefs, _strong(0.0, 0.0), facts_params, 0)

@@ -48,6 +48,8 @@ SETTINGS: dict[str, Setting] = {
     "multi_hop": Setting(None, None, conflict=True),
 }
 CONFLICT_SETTINGS = tuple(s for s, spec in SETTINGS.items() if spec.conflict)
+# the conflicts about one fact, whose memory the probe's certainty measures (multi-hop asks a composition)
+FACT_CONFLICTS = tuple(s for s in CONFLICT_SETTINGS if s != "multi_hop")
 CARRIER_ERROR = {"instruction": "instruction_neglect", "context": "contextual_ignorance"}  # multi-hop pairs
 
 SPLITS = ("train", "val", "test", "test_ood_relation", "test_ood_phrasing", "test_ood_domain")

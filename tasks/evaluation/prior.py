@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from tasks.core.metrics import bootstrap_interval, difference_interval, rate
-from tasks.core.schema import SETTINGS
+from tasks.core.schema import FACT_CONFLICTS, SETTINGS
 
 QUANTILES = 5
 
@@ -21,9 +21,8 @@ def is_conflict(setting: str, expected_source: str) -> bool:
     """An item where something given should beat memory about one fact: the synthesized conflict
     settings but multi-hop (a composition no single probe measures), or any item of a user's file
     or benchmark whose answer comes from the instruction or the context."""
-    spec = SETTINGS.get(setting)
-    if spec is not None:
-        return spec.conflict and setting != "multi_hop"
+    if setting in SETTINGS:
+        return setting in FACT_CONFLICTS
     return expected_source in ("instruction", "context")
 
 
