@@ -98,7 +98,8 @@ def _bare_answers(model, tok, answers: dict, bare: list[str], unsure: set[str], 
     closed = [q for q in todo if q in unsure]
     if closed:
         answers.update(zip(closed, generate_answers(model, tok, closed, batch_size, max_new_tokens,
-                                                    desc=f"{desc} (closed-book)", prefix_keys=[None] * len(closed))))
+                                                    desc=f"{desc} (closed-book)", prefix_keys=[None] * len(closed),
+                                                    probability=True)))
         entropy.update((q, answers[q].entropy) for q in closed)
     todo = [q for q in todo if q not in unsure]
     entropy.update(zip(todo, first_token_entropy(model, tok, todo, batch_size, desc=f"{desc} (bare)",

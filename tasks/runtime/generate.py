@@ -63,23 +63,25 @@ def _token_probability(tokenizer, gen, prompt_len: int) -> list[float]:
     return ((logp.exp() * alive).sum(-1) / alive.sum(-1)).tolist()
 
 
-def _answers(tokenizer, gen, prompt_len: int) -> list[Answer]:
+def _answers(tokenizer, gen, prompt_len: int, probability: bool = False) -> list[Answer]:
     texts = tokenizer.batch_decode(gen.sequences[:, prompt_len:], skip_special_tokens=True)
-    return [Answer(t.strip(), round(h, 4), float(f"{p:.6g}"))
-            for t, h, p in zip(texts, _entropy(gen.logits[0]), _token_probability(tokenizer, gen, prompt_len))]
+    # a softmax over the vocabulary at every step: only for the callers that read it
+    probs = _token_probability(tokenizer, gen, prompt_len) if probability else [float("nan")] * len(texts)
+    return [Answer(t.strip(), round(h, 4), float(f"{p:.6g}")) for t, h, p in zip(texts, _entropy(gen.logits[0]), probs)]
 
 
 @torch.inference_mode()
 def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,
                      desc: str = "generating", groups: Sequence[Sequence[int]] | None = None,
-                     prefix_keys: Sequence[Hashable] | None = None) -> list[Answer]:
+                     prefix_keys: Sequence[Hashable] | None = None, probability: bool = False) -> list[Answer]:
     """Greedy answers for already-rendered prompts, in input order, each with the entropy of its
     first token (from the same forward pass: free). `groups`: the batches as lists of indices,
     when a caller needs them fixed (batched low-precision arithmetic depends on a prompt's
     batch-mates), each running the opening its prompts share once; else batches of `batch_size`
     by length. `prefix_keys`: prompts with one key
     share their opening (the same passages or instruction before another question); where that
-    saves work, each shared opening is run through the model once (shared_prefix_plan)."""
+    saves work, each shared opening is run through the model once (shared_prefix_plan).
+    `probability`: fill each answer's `probability` (else NaN)."""
     out: list[Answer | None] = [None] * len(prompts)
     device = next(model.parameters()).device
     plan = None
@@ -91,13 +93,13 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], batch_size: int =
         with tqdm(total=len(prompts), desc=desc, unit="ex", leave=False) as bar:
             for runs in plan:
                 for i, a in zip([i for run in runs for i in run.rows],
-                                _generate_shared(model, tokenizer, ids, runs, max_new_tokens, device)):
+                                _generate_shared(model, tokenizer, ids, runs, max_new_tokens, device, probability)):
                     out[i] = a
                 bar.update(sum(len(run.rows) for run in runs))
         return out  # type: ignore[return-value]
     for idx, batch in _batches(tokenizer, prompts, batch_size, desc, device):
         gen = _greedy(model, tokenizer, batch, max_new_tokens)
-        for i, a in zip(idx, _answers(tokenizer, gen, batch["input_ids"].shape[1])):
+        for i, a in zip(idx, _answers(tokenizer, gen, batch["input_ids"].shape[1], probability)):
             out[i] = a
     return out  # type: ignore[return-value]
 
@@ -164,7 +166,7 @@ def _left_padded(seqs: Sequence[Sequence[int]], pad: int, device) -> tuple[torch
 
 
 def _generate_shared(model, tokenizer, ids: Sequence[Sequence[int]], runs: list[Run], max_new_tokens: int,
-                     device) -> list[Answer]:
+                     device, probability: bool = False) -> list[Answer]:
     """One batch of runs: each run's opening through the model once, its key/value cache
     repeated over the run's prompts, then each prompt's own tokens and the answer. A row reads
     [padding, opening, padding, own tokens]; the mask hides the padding and positions count
@@ -182,7 +184,8 @@ def _generate_shared(model, tokenizer, ids: Sequence[Sequence[int]], runs: list[
     tail_ids, tail_mask = _left_padded([ids[i][r.shared :] for r in runs for i in r.rows], pad, device)
     batch = {"input_ids": torch.cat([head_ids[run_of], tail_ids], 1),
              "attention_mask": torch.cat([head_mask[run_of], tail_mask], 1), cache_kw: cache}
-    return _answers(tokenizer, _greedy(model, tokenizer, batch, max_new_tokens), batch["input_ids"].shape[1])
+    return _answers(tokenizer, _greedy(model, tokenizer, batch, max_new_tokens), batch["input_ids"].shape[1],
+                    probability)
 
 
 def generate(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 24,

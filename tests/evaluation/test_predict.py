@@ -78,7 +78,7 @@ def test_a_conflict_item_without_a_certainty_gets_the_models_own_closed_book_one
              EvalItem("agrees", "What is the capital of Chile?", None, ["Santiago is Chile's capital."], ["Santiago"],
                       "context", "ctx_support")]
     rows = predict(model, tok, items, batch_size=4, max_new_tokens=4, prior=True)
-    closed = generate_answers(model, tok, [prompt.render(tok, items[1].question)], 1, 4)[0]
+    closed = generate_answers(model, tok, [prompt.render(tok, items[1].question)], 1, 4, probability=True)[0]
     assert rows[0]["base_certainty"] == 0.25 and rows[1]["base_certainty"] == closed.probability
     assert "base_certainty" not in rows[2]  # no conflict: nothing to bin
     # the tuned model's half of an evaluation measures nothing: it is binned by the base model's

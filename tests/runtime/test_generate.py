@@ -97,7 +97,8 @@ def test_an_answers_probability_is_the_mean_of_its_tokens_to_its_end(tiny_model_
     prompts = [prompt.render(tok, "What is the capital of Peru?", ["The capital of Peru is Quito."] * i)
                for i in range(3)]
     ends = {tok.eos_token_id, tok.pad_token_id}
-    for p, a in zip(prompts, generate_answers(model, tok, prompts, batch_size=3, max_new_tokens=6)):
+    for p, a in zip(prompts, generate_answers(model, tok, prompts, batch_size=3, max_new_tokens=6,
+                                                     probability=True)):
         head = tok(p, add_special_tokens=False)["input_ids"]
         alone = model.generate(torch.tensor([head]), max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
         said = alone[0, len(head):].tolist()
