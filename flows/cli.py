@@ -212,9 +212,10 @@ def compare(run_a: Path = typer.Argument(..., help="A run: a project folder afte
 
     name_a, _, name_b = names.partition(",")
     try:
-        figures = compare_runs(run_a, run_b, tuple(splits or SPLITS))
+        comparison = compare_runs(run_a, run_b, tuple(splits or SPLITS))
     except KprefError as e:
         _fail(e)
+    figures = comparison.figures
     table = Table(title=f"{name_b or 'B'} minus {name_a}: paired 95% intervals (significant: the interval excludes 0)")
     for col in ("split", "measure", name_a, name_b or "B", "difference"):
         table.add_column(col)
@@ -222,9 +223,13 @@ def compare(run_a: Path = typer.Argument(..., help="A run: a project folder afte
         for i, r in enumerate(rows):
             table.add_row(split if i == 0 else "", r.measure, r.a, r.b, describe_delta(r.delta),
                           end_section=i == len(rows) - 1)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for why in comparison.unpaired.values():
+        console.print(f"[yellow]not paired[/yellow] {why}")
     if json_out:
-        write_json(json_out, {split: [asdict(r) for r in rows] for split, rows in figures.items()})
+        write_json(json_out, {**{split: [asdict(r) for r in rows] for split, rows in figures.items()},
+                              **({"unpaired": comparison.unpaired} if comparison.unpaired else {})})
 
 
 @app.command()

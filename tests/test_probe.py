@@ -81,7 +81,6 @@ def test_the_probe_measures_certainty_of_every_fact_asked_and_of_those_only_meas
     from tasks.probe import certainty_prompt
     from tasks.runtime.likelihood import answer_probability
     from tasks.runtime.modeling import load_model
-
     from tasks.sources.registry import CountriesSource
 
     facts, relations = small_world

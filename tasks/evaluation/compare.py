@@ -2,7 +2,8 @@
 its paired-bootstrap 95% interval, questions of one case resampled together.
 
 Each run is a project folder after `dvc repro` (or a copy of its `reports/predictions`). The two
-must have answered the same questions: the same data, as runs of one seed are. Per split: the
+must have answered the same questions: a split whose questions differ (another seed, or params
+that change the data) is left out and named, never paired by position. Per split: the
 tuned models' conflict adherence (the answer the hierarchy says, where it contradicts memory),
 irrelevant-context robustness (on all, and on the facts the *base* answers right closed-book),
 closed-book accuracy, and every setting.
@@ -15,7 +16,13 @@ from pathlib import Path
 from tasks.core.metrics import paired_bootstrap
 from tasks.core.schema import PREDICTIONS, SETTINGS, KprefError, read_jsonl
 from tasks.evaluation.answers import answers_file
-from tasks.evaluation.scoring import base_known_ids, case_flags, case_of, paired_deltas
+from tasks.evaluation.scoring import (
+    base_known_ids,
+    case_flags,
+    case_of,
+    paired_deltas,
+    same_questions,
+)
 
 SPLITS = ("test", "test_ood_phrasing", "test_ood_relation", "test_ood_domain")
 
@@ -42,8 +49,9 @@ def compare_split(a_dir: Path, b_dir: Path, split: str) -> list[Row] | None:
     if not all(p.exists() for p in paths):
         return None
     a, b = (read_jsonl(p) for p in paths)
-    if [r["id"] for r in a] != [r["id"] for r in b]:
-        raise KprefError(f"{split}: the two runs answered different questions (another seed's data?)")
+    if (first := same_questions(a, b)) is not None:
+        raise Unpaired(f"{split}: the two runs answered different questions (from {first}): another seed, "
+                       "or params that change the data")
     rows = []
     conflict = [(ra, rb) for ra, rb in zip(a, b) if is_conflict(ra)]
     if conflict:
@@ -87,11 +95,29 @@ def _flagged(measure: str, pairs: list[tuple[dict, dict]], key: str) -> Row:
     return Row(measure, *_rates(pairs, key), {k: d[k] for k in ("delta", "ci95", "significant")})
 
 
-def compare_runs(a: Path, b: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, list[Row]]:
-    """{split: its rows} for every split both runs answered."""
+class Unpaired(KprefError):
+    """A split both runs answered, on different questions."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    figures: dict[str, list[Row]]  # {split: its rows}, for every split both runs answered alike
+    unpaired: dict[str, str]  # {split: why it is left out}, for those answered on different questions
+
+
+def compare_runs(a: Path, b: Path, splits: tuple[str, ...] = SPLITS) -> Comparison:
+    """Every split both runs answered; those on different questions named apart, never paired."""
     a_dir, b_dir = predictions_dir(a), predictions_dir(b)
-    out = {split: rows for split in splits if (rows := compare_split(a_dir, b_dir, split)) is not None}
-    if not out:
-        raise KprefError(f"{a_dir} and {b_dir} share no answered split of {list(splits)} "
-                         "(each needs tuned_<split>.jsonl)")
-    return out
+    figures, unpaired = {}, {}
+    for split in splits:
+        try:
+            rows = compare_split(a_dir, b_dir, split)
+        except Unpaired as e:
+            unpaired[split] = str(e)
+            continue
+        if rows is not None:
+            figures[split] = rows
+    if not figures:
+        why = "; ".join(unpaired.values()) or "each needs tuned_<split>.jsonl"
+        raise KprefError(f"{a_dir} and {b_dir} share no split of {list(splits)} answered on the same questions ({why})")
+    return Comparison(figures, unpaired)

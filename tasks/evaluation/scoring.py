@@ -82,13 +82,27 @@ def case_flags(preds: Sequence[dict]) -> dict[str, dict[str, bool]]:
     return {s: dict(sorted(g.items())) for s, g in sorted(out.items())}
 
 
+def asked(row: dict) -> tuple:
+    """What a prediction row was asked: its id alone does not say, since ids count examples and
+    another fact set or mix puts other questions under the same ids."""
+    return row["id"], row.get("question"), tuple(row.get("contexts") or ()), row.get("instruction")
+
+
+def same_questions(a: list[dict], b: list[dict]) -> str | None:
+    """None when both answered the same questions in the same order, else the first id that differs."""
+    for ra, rb in zip(a, b):
+        if asked(ra) != asked(rb):
+            return ra["id"]
+    return None if len(a) == len(b) else f"{min(len(a), len(b))} of {max(len(a), len(b))} rows"
+
+
 def paired_deltas(base: list[dict], tuned: list[dict]) -> dict:
     """Tuned minus base on the same questions, each with a paired-bootstrap 95% interval and
     whether it excludes 0: adherence over all of them, closed-book retention (accuracy asked with
     nothing beside the question: how much of what the base knew the tuned model kept), each
     setting (`by_setting`) and, for grouped questions, each setting's cases (`case_by_setting`)."""
-    if [r["id"] for r in base] != [r["id"] for r in tuned]:
-        raise ValueError("paired_deltas: base and tuned answered different questions")
+    if (first := same_questions(base, tuned)) is not None:
+        raise ValueError(f"paired_deltas: base and tuned answered different questions (from {first})")
     out: dict = {}
     pairs = {"adherence": list(zip(base, tuned)),
              "closed_book_retention": [(b, t) for b, t in zip(base, tuned) if b["setting"] == "closed_book"]}

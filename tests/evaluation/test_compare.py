@@ -36,7 +36,7 @@ def runs(tmp_path):
 
 
 def test_b_minus_a_per_measure_with_paired_intervals(runs):
-    rows = {r.measure: r for r in compare_runs(*runs)["test"]}
+    rows = {r.measure: r for r in compare_runs(*runs).figures["test"]}
     conflict = rows["conflict adherence"]
     assert (conflict.a, conflict.b) == ("0.000", "1.000")
     assert conflict.delta["delta"] == pytest.approx(1.0) and conflict.delta["significant"]
@@ -54,8 +54,25 @@ def test_different_questions_or_no_shared_split_are_named(runs, tmp_path):
     write_jsonl(b / "reports/predictions/tuned_test.jsonl", rows[::-1])
     with pytest.raises(KprefError, match="test: the two runs answered different questions"):
         compare_runs(a, b)
-    with pytest.raises(KprefError, match="share no answered split"):
+    with pytest.raises(KprefError, match="share no split"):
         compare_runs(a, tmp_path / "empty")
+
+
+def test_the_same_ids_asking_other_questions_are_not_paired(runs):
+    """Ids count examples: params that change the data put other questions under the same ids."""
+    a, b = runs
+    for run, question in ((a, "Which country is Lima in?"), (b, "What is the capital of Peru?")):
+        preds = run / "reports/predictions"
+        for split in ("test", "test_ood_domain"):
+            rows = [json.loads(x) for x in (preds / "tuned_test.jsonl").read_text().splitlines()]
+            q = question if split == "test" else "What is the symbol of iron?"
+            write_jsonl(preds / f"tuned_{split}.jsonl", [{**r, "question": q} for r in rows])
+    comparison = compare_runs(a, b, ("test", "test_ood_domain"))
+    assert list(comparison.figures) == ["test_ood_domain"]
+    assert "answered different questions (from q0)" in comparison.unpaired["test"]
+    r = CliRunner().invoke(app, ["compare", str(a), str(b), "--split", "test", "--split", "test_ood_domain"],
+                           terminal_width=200)
+    assert r.exit_code == 0 and "not paired test: the two runs answered different questions" in r.output
 
 
 def test_kpref_compare_prints_the_table_and_writes_the_figures(runs, tmp_path):
@@ -68,4 +85,4 @@ def test_kpref_compare_prints_the_table_and_writes_the_figures(runs, tmp_path):
     figures = json.loads(out.read_text())
     assert figures["test"][0]["measure"] == "conflict adherence" and figures["test"][0]["b"] == "1.000"
     bad = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "nowhere")])
-    assert bad.exit_code != 0 and "share no answered split" in bad.output
+    assert bad.exit_code != 0 and "share no split" in bad.output
