@@ -45,12 +45,13 @@ def predict(model, tok, items: Sequence[EvalItem], batch_size: int = 16, max_new
     # the prompt's opening: generation runs it once for them
     opening = {p: (it.instruction, tuple(it.contexts)) for it, p in zip(items, prompts)}
     keys = [opening.get(p, (None, ())) for p in unique]
-    answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc,
-                                                prefix_keys=keys)))
     bare = {it.id: prompt.render(tok, it.question) for it in items if it.contexts or it.instruction}
-    # a conflict item without a certainty is measured from this model's closed-book answer to it
+    # a conflict item without a certainty is measured from this model's closed-book answer to it,
+    # which may be among the prompts asked anyway (another item asks that question closed-book)
     unsure = {bare[it.id] for it in items if prior and it.base_certainty is None and it.id in bare
               and is_conflict(it.setting, it.expected_source)}
+    answers = dict(zip(unique, generate_answers(model, tok, unique, batch_size, max_new_tokens, desc=desc,
+                                                prefix_keys=keys, probability=not unsure.isdisjoint(unique))))
     bare_entropy = _bare_answers(model, tok, answers, list(dict.fromkeys(bare.values())), unsure, batch_size,
                                  max_new_tokens, desc)
 

@@ -9,6 +9,7 @@ quintiles; a hierarchy that holds has the same adherence in the top quintile as 
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from tasks.core.metrics import bootstrap_interval, difference_interval, rate
@@ -38,6 +39,9 @@ def prior_strength(preds: Sequence[dict]) -> dict | None:
     rows = sorted((p for p in preds if p.get("base_certainty") is not None
                    and is_conflict(p["setting"], p["expected_source"])),
                   key=lambda p: (p["base_certainty"], str(p["id"])))
+    if unmeasured := [p["id"] for p in rows if math.isnan(p["base_certainty"])]:
+        # a NaN sorts anywhere: the quintiles would be silently wrong
+        raise ValueError(f"prior_strength: {len(unmeasured)} conflict rows have a NaN certainty, from {unmeasured[0]}")
     if len(rows) < 2 * QUANTILES:
         return None
     cuts = [round(k * len(rows) / QUANTILES) for k in range(QUANTILES + 1)]

@@ -81,5 +81,9 @@ def test_a_conflict_item_without_a_certainty_gets_the_models_own_closed_book_one
     closed = generate_answers(model, tok, [prompt.render(tok, items[1].question)], 1, 4, probability=True)[0]
     assert rows[0]["base_certainty"] == 0.25 and rows[1]["base_certainty"] == closed.probability
     assert "base_certainty" not in rows[2]  # no conflict: nothing to bin
+    # the same question asked closed-book by another item: its answer there is the one measured
+    asked = [*items, EvalItem("hop", "What is the capital of Peru?", None, [], ["Lima"], "parametric", "closed_book")]
+    rows = predict(model, tok, asked, batch_size=4, max_new_tokens=4, prior=True)
+    assert abs(rows[1]["base_certainty"] - closed.probability) < 1e-4 and "base_certainty" not in rows[3]
     # the tuned model's half of an evaluation measures nothing: it is binned by the base model's
     assert "base_certainty" not in predict(model, tok, items, batch_size=4, max_new_tokens=4)[1]

@@ -32,6 +32,9 @@ def test_quintiles_rank_the_conflict_questions_by_the_base_models_certainty():
     assert flat["gap"] == {"delta": 0.0, "ci95": [0.0, 0.0], "significant": False}
     # too few to cut in five with two a quintile
     assert prior_strength(_rows(n=9)) is None
+    # a certainty never measured is an error, not a row sorted anywhere
+    with pytest.raises(ValueError, match="NaN certainty"):
+        prior_strength([*_rows(), {**_rows()[0], "id": "nan", "base_certainty": float("nan")}])
 
 
 def test_a_benchmarks_items_count_as_conflicts_by_their_expected_source():
