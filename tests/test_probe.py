@@ -86,7 +86,7 @@ def test_the_probe_measures_certainty_of_every_fact_asked_and_of_those_only_meas
     facts, relations = small_world
     relations = {**relations, "calling_code": BUILTIN_RELATIONS["calling_code"]}  # an answer after "+", not " "
     asked = [f for f in facts if f.relation == "capital"][:3]
-    measured = asked + [f for f in CountriesSource(("calling_code",), 200000).facts()][:2]
+    measured = asked + list(CountriesSource(("calling_code",), 200000).facts())[:2]
     p = shipped({"probe": {"batch_size": 4, "max_new_tokens": 3, "precision": "fp32"}}).probe
     run_probe(asked, relations, tiny_model_dir, p, tmp_path / "probe.jsonl", tmp_path / "cache", certain=measured)
     rows = read_jsonl(tmp_path / "probe.jsonl")
